@@ -1,0 +1,113 @@
+"""``universalseg segment`` end to end on a small real CT with a random-init checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import SimpleITK as sitk  # noqa: N813 (the conventional alias)
+
+from UniversalSegLib.catalog import resolve_classes
+from UniversalSegLib.cli.main import main
+from UniversalSegLib.progress import parse_progress_line
+
+FAST = ["--roi-size", "32", "--overlap", "0", "--device", "cpu"]
+
+
+def _same_geometry(a: sitk.Image, b: sitk.Image) -> bool:
+    return (
+        a.GetSize() == b.GetSize()
+        and a.GetSpacing() == pytest.approx(b.GetSpacing())
+        and a.GetOrigin() == pytest.approx(b.GetOrigin())
+        and a.GetDirection() == pytest.approx(b.GetDirection())
+    )
+
+
+def test_segment_end_to_end_with_cached_weights(small_ct, unet_checkpoint, tmp_path, capsys):
+    """Import the checkpoint as the ``unet`` weights, then segment without --weights."""
+    assert main(["weights", "import", str(unet_checkpoint), "--name", "unet"]) == 0
+    capsys.readouterr()
+    output = tmp_path / "out" / "labels.nii.gz"
+    statistics = tmp_path / "stats.json"
+    classes = ["liver", "spleen", "kidney_tumor"]
+
+    code = main(
+        ["segment", str(small_ct), "-o", str(output), "--model", "unet", "--classes", *classes]
+        + [
+            "--masks-dir",
+            str(tmp_path / "masks"),
+            "--statistics",
+            str(statistics),
+            "--progress",
+            "json",
+            *FAST,
+        ]
+    )
+
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = captured.out.splitlines()
+    events = [parse_progress_line(line) for line in lines]
+    assert lines and all(event is not None for event in events)
+    stages = [event.stage for event in events]
+    assert {"load", "inference", "write"} <= set(stages) and stages[-1] == "done"
+    assert "Timings:" in captured.err
+    ct = sitk.ReadImage(str(small_ct))
+    labels = sitk.ReadImage(str(output))
+    assert _same_geometry(labels, ct)
+    allowed = {0, *resolve_classes(classes)}
+    assert set(sitk.GetArrayViewFromImage(labels).ravel().tolist()) <= allowed
+    masks = sorted(path.name for path in (tmp_path / "masks").iterdir())
+    assert len(masks) == 3 and all(name.endswith(".nii.gz") for name in masks)
+    stats = json.loads(statistics.read_text())
+    assert sorted(item["key"] for item in stats) == sorted(classes)
+
+
+def test_segment_to_slicer_segmentation_with_weights_file(small_ct, unet_checkpoint, tmp_path, capsys):
+    output = tmp_path / "seg.seg.nrrd"
+    code = main(
+        ["segment", str(small_ct), "-o", str(output), "--weights", str(unet_checkpoint), "--classes", "liver"]
+        + ["--progress", "none", "--no-postprocess", *FAST]
+    )
+    assert code == 0, capsys.readouterr().err
+    import slicerio
+
+    segmentation = slicerio.read_segmentation(str(output))
+    assert [segment["name"] for segment in segmentation["segments"]] == ["Liver"]
+
+
+def test_sigterm_cancels_without_output(small_ct, unet_checkpoint, tmp_path):
+    output = tmp_path / "cancelled.nii.gz"
+    command = [sys.executable, "-m", "UniversalSegLib", "segment", str(small_ct), "-o", str(output)]
+    command += [
+        "--weights",
+        str(unet_checkpoint),
+        "--progress",
+        "json",
+        "--roi-size",
+        "16",
+        "--device",
+        "cpu",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ
+    )
+    try:
+        for line in process.stdout:
+            event = parse_progress_line(line)
+            if event is not None and event.stage in ("preprocess", "inference"):
+                process.send_signal(signal.SIGTERM)
+                break
+        process.stdout.read()
+        stderr = process.stderr.read()
+        assert process.wait(timeout=120) == 130, stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "cancelled" in stderr
+    assert not output.exists()
+    assert not [path for path in tmp_path.iterdir() if path.name.startswith(".")]

@@ -1,0 +1,71 @@
+"""Swin backbone quirks: the official patch-merging slice order and the stage-4 relative-position slice."""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+from monai.networks.nets.swin_unetr import WindowAttention, get_window_size
+from torch import nn
+
+from UniversalSegLib.model import OfficialPatchMerging, UniversalModel
+
+
+def test_patch_merging_uses_the_official_slice_order():
+    merge = OfficialPatchMerging(dim=1)
+    merge.norm, merge.reduction = nn.Identity(), nn.Identity()
+    x = torch.arange(4 * 4 * 4, dtype=torch.float32).reshape(1, 4, 4, 4, 1)
+    out = merge(x)
+    parities = [(0, 0, 0), (1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 0, 1), (0, 1, 0), (0, 0, 1), (1, 1, 1)]
+    expected = torch.cat([x[:, i::2, j::2, k::2, :] for i, j, k in parities], dim=-1)
+    assert torch.equal(out, expected)
+    # The duplicated slices are really duplicates and two parities never appear.
+    assert torch.equal(out[..., 2], out[..., 5]) and torch.equal(out[..., 3], out[..., 6])
+    used = {tuple(p) for p in parities}
+    assert (1, 1, 0) not in used and (0, 1, 1) not in used
+
+
+def test_model_uses_official_patch_merging_in_every_stage():
+    model = UniversalModel("swinunetr")
+    stages = [model.backbone.swinViT.layers1, model.backbone.swinViT.layers2]
+    stages += [model.backbone.swinViT.layers3, model.backbone.swinViT.layers4]
+    assert all(isinstance(stage[0].downsample, OfficialPatchMerging) for stage in stages)
+
+
+def _true_relative_position_index(side: int) -> torch.Tensor:
+    coords = torch.stack(torch.meshgrid(*[torch.arange(side)] * 3, indexing="ij")).flatten(1)
+    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + 6  # offsets for a 7-window table
+    return relative[..., 0] * 169 + relative[..., 1] * 13 + relative[..., 2]
+
+
+def test_relative_position_index_is_the_7_cubed_index():
+    model = UniversalModel("swinunetr")
+    index = model.backbone.swinViT.layers4[0].blocks[0].attn.relative_position_index
+    assert index.shape == (343, 343) and index.dtype == torch.int64
+    assert torch.equal(index, _true_relative_position_index(7))
+
+
+def test_stage4_six_cubed_window_slices_the_7_cubed_index():
+    """A 96³ input gives a 6³ stage-4 window; the bias comes from index[:216, :216], not the true 6³ index."""
+    window, shift = get_window_size((6, 6, 6), (7, 7, 7), (3, 3, 3))
+    assert window == (6, 6, 6) and shift == (0, 0, 0)
+    torch.manual_seed(0)
+    attention = WindowAttention(dim=24, num_heads=2, window_size=(7, 7, 7)).eval()
+    nn.init.normal_(attention.relative_position_bias_table, std=1.0)
+    n = 216
+    x = torch.randn(1, n, 24)
+
+    def reference(index: torch.Tensor) -> torch.Tensor:
+        q, k, v = attention.qkv(x).reshape(1, n, 3, 2, 12).permute(2, 0, 3, 1, 4)
+        bias = attention.relative_position_bias_table[index.reshape(-1)].reshape(n, n, -1).permute(2, 0, 1)
+        weights = ((q * attention.scale) @ k.transpose(-2, -1) + bias).softmax(-1)
+        return attention.proj((weights @ v).transpose(1, 2).reshape(1, n, 24))
+
+    with torch.no_grad():
+        out = attention(x, None)
+        quirk = reference(attention.relative_position_index[:n, :n])
+        true_index = reference(_true_relative_position_index(6))
+    torch.testing.assert_close(out, quirk, atol=1e-5, rtol=1e-5)
+    assert (out - true_index).abs().max() > 1e-2
+    assert not torch.equal(attention.relative_position_index[:n, :n], _true_relative_position_index(6))
+    assert len(list(itertools.islice(attention.parameters(), 1))) == 1

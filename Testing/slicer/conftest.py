@@ -1,0 +1,12 @@
+"""Make the module's ``UniversalSegGui`` package and this folder's helpers importable."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MODULE_DIR = HERE.parents[1] / "UniversalSeg"
+for folder in (MODULE_DIR, HERE):  # UniversalSegGui, and the helpers of this folder
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))

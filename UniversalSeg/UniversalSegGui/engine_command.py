@@ -1,0 +1,95 @@
+"""Command lines for the engine process (``python -m UniversalSegLib ...``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+SPEED_MODES = ("faithful", "fast")
+DEVICES = ("auto", "cpu")
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """What the panel asks the engine for.
+
+    Attributes:
+        classes: class keys to segment.
+        model: catalog model name (``swinunetr`` or ``unet``).
+        device: ``auto`` (GPU when there is one) or ``cpu``.
+        speed: ``faithful`` (official settings: overlap 0.5, fp32) or ``fast`` (overlap 0.25, and
+            half precision with 2 windows per pass on a GPU).
+        weights: a checkpoint file to use instead of the cached download.
+        accept_license: the user accepted the weights license.
+    """
+
+    classes: tuple[str, ...]
+    model: str = "swinunetr"
+    device: str = "auto"
+    speed: str = "faithful"
+    weights: str | None = None
+    accept_license: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.classes:
+            raise ValueError("Select at least one class to segment.")
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.speed not in SPEED_MODES:
+            raise ValueError(f"speed must be one of {SPEED_MODES}, got {self.speed!r}")
+
+
+def python_executable() -> str:
+    """Slicer's ``PythonSlicer`` launcher when there is one, else this interpreter."""
+    return shutil.which("PythonSlicer") or sys.executable
+
+
+def library_root() -> Path:
+    """The folder that contains the ``UniversalSegLib`` package (added to the engine's PYTHONPATH)."""
+    spec = importlib.util.find_spec("UniversalSegLib")
+    if spec is None or spec.origin is None:
+        raise ImportError("UniversalSegLib is not importable: the extension is incomplete, reinstall it.")
+    return Path(spec.origin).resolve().parent.parent
+
+
+def engine_environment() -> dict[str, str]:
+    """Environment for the engine: PYTHONPATH reaches the bundled library; unbuffered output."""
+    paths = [str(library_root())]
+    existing = os.environ.get("PYTHONPATH")
+    if existing:
+        paths.append(existing)
+    return {"PYTHONPATH": os.pathsep.join(paths), "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
+
+
+def segment_arguments(input_path: str | Path, output_path: str | Path, options: SegmentOptions) -> list[str]:
+    """Arguments after the Python executable for one segmentation run."""
+    arguments = ["-m", "UniversalSegLib", "segment", str(input_path), "-o", str(output_path)]
+    arguments += ["--classes", *options.classes, "--progress", "json", "--overwrite"]
+    arguments += ["--model", options.model, "--device", options.device]
+    if options.weights:
+        arguments += ["--weights", str(options.weights)]
+    if options.accept_license:
+        arguments.append("--accept-license")
+    if options.speed == "fast":
+        arguments += ["--overlap", "0.25"]
+        if options.device != "cpu":
+            arguments += ["--precision", "fp16", "--sw-batch-size", "2"]
+    return arguments
+
+
+def download_arguments(model: str, accept_license: bool) -> list[str]:
+    """Arguments that download one model's weights with JSON progress lines."""
+    arguments = ["-m", "UniversalSegLib", "weights", "download", model, "--progress", "json"]
+    return arguments + (["--accept-license"] if accept_license else [])
+
+
+def command_line(arguments: Sequence[str]) -> str:
+    """A copyable command line (for the log)."""
+    import shlex
+
+    return " ".join(shlex.quote(part) for part in [python_executable(), *arguments])

@@ -1,0 +1,162 @@
+"""One segmentation run in the background: export the volume, run the engine, import the result.
+
+Non-blocking: it runs in the Qt event loop and reports through callback lists (the same as
+:class:`~UniversalSegGui.process_runner.ProcessRunner`), so the panel and the Python console share it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .engine_command import SegmentOptions, engine_environment, python_executable, segment_arguments
+from .process_runner import ProcessResult, ProcessRunner
+
+logger = logging.getLogger(__name__)
+
+#: (input file, output file, options) -> (program, arguments); replaceable in tests.
+CommandFactory = Callable[[Path, Path, SegmentOptions], tuple[str, Sequence[str]]]
+
+
+def default_command(input_path: Path, output_path: Path, options: SegmentOptions) -> tuple[str, list[str]]:
+    return python_executable(), segment_arguments(input_path, output_path, options)
+
+
+@dataclass
+class JobResult:
+    """The end of a run: the segmentation node on success, else why not."""
+
+    cancelled: bool = False
+    error: str = ""
+    exit_code: int | None = None
+    segmentation_node: Any = None
+    log_tail: list[str] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.segmentation_node is not None and not self.error and not self.cancelled
+
+
+def export_volume(volume_node: Any, path: Path) -> Path:
+    """Write the volume to ``path`` (.nrrd) with a storage node (works without the Slicer app)."""
+    import slicer
+
+    if volume_node is None or volume_node.GetImageData() is None:
+        raise ValueError("Select an input volume that has image data.")
+    if volume_node.GetParentTransformNode() is not None:
+        logger.warning(
+            "%s is transformed; the engine sees the volume without its transform", volume_node.GetName()
+        )
+    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
+    storage.SetFileName(str(path))
+    storage.SetUseCompression(False)  # faster; the file is temporary
+    if not storage.WriteData(volume_node):
+        raise RuntimeError(f"Could not write the input volume to {path}")
+    return path
+
+
+class SegmentationJob:
+    """Export -> engine process -> import; one run at a time."""
+
+    def __init__(
+        self, runner: ProcessRunner | None = None, command_factory: CommandFactory | None = None
+    ) -> None:
+        self.runner = runner or ProcessRunner()
+        self.command_factory = command_factory or default_command
+        self.progress_callbacks: list[Callable[[Any], None]] = []
+        self.log_callbacks: list[Callable[[str], None]] = []
+        self.finished_callbacks: list[Callable[[JobResult], None]] = []
+        self.runner.progress_callbacks.append(self._forward_progress)
+        self.runner.log_callbacks.append(self._forward_log)
+        self.runner.finished_callbacks.append(self._on_process_finished)
+        self._volume_node: Any = None
+        self._output_node: Any = None
+        self._show_3d = False
+        self._temp_dir: Path | None = None
+        self.last_result: JobResult | None = None
+
+    def isRunning(self) -> bool:
+        return self._temp_dir is not None
+
+    def start(
+        self, volume_node: Any, options: SegmentOptions, output_node: Any = None, show3D: bool = False
+    ) -> None:
+        """Export the volume and start the engine; returns at once."""
+        if self.isRunning():
+            raise RuntimeError("A segmentation is already running.")
+        self._temp_dir = Path(tempfile.mkdtemp(prefix="UniversalSeg-"))
+        try:
+            input_path = export_volume(volume_node, self._temp_dir / "input.nrrd")
+            output_path = self._temp_dir / "result.seg.nrrd"
+            program, arguments = self.command_factory(input_path, output_path, options)
+            self._volume_node, self._output_node, self._show_3d = volume_node, output_node, show3D
+            self._output_path = output_path
+            self.runner.start(program, list(arguments), environment=engine_environment())
+        except Exception:
+            self._cleanup()
+            raise
+
+    def cancel(self) -> None:
+        self.runner.cancel()
+
+    def stop(self, timeout_ms: int = 5000) -> bool:
+        """Cancel and wait for the process to be gone (kill it after ``timeout_ms``)."""
+        return self.runner.stop(timeout_ms)
+
+    def wait(self, timeout_ms: int = -1) -> JobResult | None:
+        """Block until the run ends (Python console use); returns the result."""
+        if self.isRunning():
+            self.runner.waitForFinished(timeout_ms)
+        return self.last_result
+
+    # ------------------------------------------------------------------------------------ private
+    def _forward_progress(self, event: Any) -> None:
+        for callback in list(self.progress_callbacks):
+            callback(event)
+
+    def _forward_log(self, line: str) -> None:
+        for callback in list(self.log_callbacks):
+            callback(line)
+
+    def _on_process_finished(self, process_result: ProcessResult) -> None:
+        result = JobResult(
+            cancelled=process_result.cancelled,
+            error=process_result.error,
+            exit_code=process_result.exit_code,
+            log_tail=process_result.log_tail,
+        )
+        if process_result.succeeded:
+            result = self._import_result(result)
+        elif not result.cancelled and not result.error:
+            last = process_result.log_tail[-1] if process_result.log_tail else ""
+            result.error = f"The segmentation failed (exit code {process_result.exit_code}). {last}".strip()
+        self._cleanup()
+        self.last_result = result
+        for callback in list(self.finished_callbacks):
+            callback(result)
+
+    def _import_result(self, result: JobResult) -> JobResult:
+        from UniversalSegLib.progress import ProgressEvent
+
+        from .segmentation_import import import_segmentation_file
+
+        self._forward_progress(ProgressEvent("import", 0, 1, message=""))
+        try:
+            node = import_segmentation_file(self._volume_node, self._output_path, self._output_node)
+            if self._show_3d:
+                node.CreateClosedSurfaceRepresentation()
+            result.segmentation_node = node
+        except Exception as error:
+            logger.exception("Importing the segmentation failed")
+            result.error = f"Could not import the result: {error}"
+        return result
+
+    def _cleanup(self) -> None:
+        if self._temp_dir is not None:
+            shutil.rmtree(self._temp_dir, ignore_errors=True)
+        self._temp_dir = None

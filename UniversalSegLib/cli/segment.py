@@ -1,0 +1,360 @@
+"""``universalseg segment``: segment a CT and write a labelmap / Slicer segmentation / masks / statistics.
+
+Everything that can be checked cheaply (classes, options, output paths, the input file) is checked
+before the long run, so a typo never costs a full inference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from UniversalSegLib.cli.exit_codes import CancelledRun, CliError, ExitCode, fail_with
+from UniversalSegLib.cli.progress_output import PROGRESS_MODES, ProgressPrinter
+
+logger = logging.getLogger("UniversalSegLib.cli")
+
+LABELMAP_EXTENSIONS: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".mha")
+SEGMENTATION_EXTENSION = ".seg.nrrd"
+STATISTICS_EXTENSIONS: tuple[str, ...] = (".json", ".csv")
+MODEL_NAMES: tuple[str, ...] = ("swinunetr", "unet")
+
+
+@dataclass
+class SegmentJob:
+    """A validated segmentation request (built from the command line or by the demo)."""
+
+    input: Path
+    outputs: list[Path]
+    classes: list[int]
+    options: object  # UniversalSegLib.inference.InferenceOptions
+    model_name: str = "swinunetr"
+    weights: Path | None = None
+    backbone: str | None = None
+    masks_dir: Path | None = None
+    statistics: Path | None = None
+    overwrite: bool = False
+    accept_license: bool = False
+    print_statistics: bool = False
+    timings: dict[str, float] = field(default_factory=dict)
+    engine_timings: dict[str, float] = field(default_factory=dict)
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "segment",
+        help="segment a CT volume",
+        description="Segment CT_INPUT (NIfTI, NRRD, MetaImage or a DICOM folder) with the CLIP-Driven "
+        "Universal Model. OUTPUT's extension picks the format: .seg.nrrd = 3D Slicer segmentation, "
+        ".nii.gz/.nii/.nrrd/.mha = multi-label labelmap (voxel value = class index, see `universalseg "
+        "classes`). Without --classes/--preset all 32 classes are segmented.",
+    )
+    parser.add_argument("input", metavar="CT_INPUT", help="CT image file or DICOM folder")
+    parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file")
+    selection = parser.add_mutually_exclusive_group()
+    selection.add_argument(
+        "--classes", nargs="+", metavar="CLASS", help="class keys, names or indices (or presets)"
+    )
+    selection.add_argument("--preset", metavar="NAME", help="a class preset (see `universalseg classes`)")
+    parser.add_argument("--model", choices=MODEL_NAMES, help="released model to use (default: swinunetr)")
+    parser.add_argument("--weights", metavar="FILE", help="checkpoint file instead of the downloaded weights")
+    parser.add_argument(
+        "--device", default="auto", type=_device, help="auto|cpu|cuda|cuda:N|mps (default: auto)"
+    )
+    parser.add_argument("--masks-dir", metavar="DIR", help="also write one binary mask per class into DIR")
+    parser.add_argument("--statistics", metavar="FILE", help="write per-class statistics (.json or .csv)")
+    parser.add_argument(
+        "--progress", choices=PROGRESS_MODES, help="bar (default on a terminal), json or none"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--no-postprocess", action="store_true", help="skip the official post-processing")
+    parser.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap in [0, 1) (0.5)")
+    parser.add_argument(
+        "--blend",
+        choices=("gaussian", "gaussian_monai", "constant"),
+        default="gaussian",
+        help="window blending",
+    )
+    parser.add_argument(
+        "--sw-batch-size", type=int, default=1, metavar="N", help="windows per forward pass (1)"
+    )
+    parser.add_argument(
+        "--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="compute precision"
+    )
+    parser.add_argument(
+        "--accept-license", action="store_true", help="accept the weights license (CC BY-NC-ND)"
+    )
+    parser.add_argument("--roi-size", type=int, default=96, help=argparse.SUPPRESS)  # tests / experiments
+    parser.set_defaults(handler=run)
+
+
+def _device(value: str) -> str:
+    if value in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", value):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid device {value!r}: use auto, cpu, cuda, cuda:N or mps")
+
+
+def run(args: argparse.Namespace) -> int:
+    from UniversalSegLib.cli.progress_output import default_mode
+
+    job = job_from_args(args)
+    printer = ProgressPrinter(default_mode(args.progress))
+    return execute(job, printer)
+
+
+def job_from_args(args: argparse.Namespace) -> SegmentJob:
+    """Validate the arguments (classes, options, paths) and build a :class:`SegmentJob`."""
+    from UniversalSegLib.inference.errors import InferenceError
+    from UniversalSegLib.inference.options import InferenceOptions
+
+    classes = select_classes(args.classes, args.preset)
+    with fail_with(ExitCode.USAGE, "invalid option", (InferenceError, ValueError, TypeError)):
+        options = InferenceOptions(
+            overlap=args.overlap,
+            blend=args.blend,
+            sw_batch_size=args.sw_batch_size,
+            precision=args.precision,
+            device=args.device,
+            postprocess=not args.no_postprocess,
+            roi_size=args.roi_size,
+        )
+    job = SegmentJob(
+        input=Path(args.input).expanduser(),
+        outputs=[Path(args.output).expanduser()],
+        classes=classes,
+        options=options,
+        model_name=args.model or "swinunetr",
+        weights=Path(args.weights).expanduser() if args.weights else None,
+        backbone=args.model,
+        masks_dir=Path(args.masks_dir).expanduser() if args.masks_dir else None,
+        statistics=Path(args.statistics).expanduser() if args.statistics else None,
+        overwrite=args.overwrite,
+        accept_license=args.accept_license,
+    )
+    check_paths(job)
+    return job
+
+
+def select_classes(refs: list[str] | None, preset: str | None) -> list[int]:
+    """Official indices for ``--classes`` / ``--preset`` (all 32 when neither); exit code 2 when unknown."""
+    from UniversalSegLib.catalog import CLASSES, UnknownClassError, resolve_classes, resolve_preset
+
+    try:
+        if preset:
+            return resolve_preset(preset)
+        if refs:
+            return resolve_classes(refs)
+    except UnknownClassError as exc:
+        raise CliError(f"{exc}\nSee `universalseg classes` for the list.", ExitCode.USAGE) from exc
+    except KeyError as exc:
+        raise CliError(str(exc.args[0]) if exc.args else str(exc), ExitCode.USAGE) from exc
+    return [info.index for info in CLASSES]
+
+
+def check_paths(job: SegmentJob, check_input: bool = True) -> None:
+    """Check outputs (extension, existence, writable folder) and the input before any work."""
+    from UniversalSegLib.io.atomic import file_extension
+    from UniversalSegLib.io.class_lookup import class_label
+
+    for output in job.outputs:
+        extension = file_extension(output)
+        if extension not in (SEGMENTATION_EXTENSION, *LABELMAP_EXTENSIONS):
+            raise CliError(
+                f"cannot tell the output format of {output.name!r}: use .seg.nrrd (Slicer segmentation) or "
+                f"{', '.join(LABELMAP_EXTENSIONS)} (labelmap)",
+                ExitCode.USAGE,
+            )
+    if job.statistics is not None and file_extension(job.statistics) not in STATISTICS_EXTENSIONS:
+        raise CliError(f"--statistics must end in .json or .csv, got {job.statistics.name!r}", ExitCode.USAGE)
+    targets = list(job.outputs)
+    if job.statistics is not None:
+        targets.append(job.statistics)
+    if job.masks_dir is not None:
+        if job.masks_dir.exists() and not job.masks_dir.is_dir():
+            raise CliError(f"--masks-dir {job.masks_dir} is a file; give a folder", ExitCode.OUTPUT)
+        targets += [job.masks_dir / f"{class_label(index).key}.nii.gz" for index in job.classes]
+    if len({path.resolve() for path in targets}) != len(targets):
+        raise CliError("two outputs have the same path; give each output its own file", ExitCode.USAGE)
+    for target in targets:
+        if target.is_dir():
+            raise CliError(f"output {target} is a folder; give a file name", ExitCode.OUTPUT)
+        if target.exists() and not job.overwrite:
+            raise CliError(f"output {target} already exists; pass --overwrite to replace it", ExitCode.OUTPUT)
+        folder = _existing_parent(target)
+        if not folder.is_dir() or not _writable(folder):
+            raise CliError(f"cannot write {target}: {folder} is not a writable folder", ExitCode.OUTPUT)
+    if check_input and not job.input.exists():
+        raise CliError(f"input {job.input} does not exist", ExitCode.INPUT)
+
+
+def _existing_parent(path: Path) -> Path:
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    return parent
+
+
+def _writable(folder: Path) -> bool:
+    import os
+
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+
+def execute(job: SegmentJob, printer: ProgressPrinter) -> int:
+    """Run a validated job with SIGTERM/SIGINT cancellation; returns the exit code."""
+    from UniversalSegLib.cli.cancel import cancel_on_signals
+
+    start = time.perf_counter()
+    try:
+        with cancel_on_signals() as cancel:
+            _execute(job, printer, cancel)
+    finally:
+        printer.close()
+    job.timings["total"] = time.perf_counter() - start
+    logger.info("Timings: %s", format_timings(job))
+    return ExitCode.OK
+
+
+def format_timings(job: SegmentJob) -> str:
+    """``read 0.10 s, ..., segment 3.00 s (preprocess 0.20 s, ...), ..., total 4.00 s``."""
+    parts = []
+    for name, seconds in job.timings.items():
+        part = f"{name} {seconds:.2f} s"
+        if name == "segment" and job.engine_timings:
+            inner = ", ".join(
+                f"{stage} {value:.2f} s" for stage, value in job.engine_timings.items() if stage != "total"
+            )
+            part += f" ({inner})"
+        parts.append(part)
+    return ", ".join(parts)
+
+
+def _execute(job: SegmentJob, printer: ProgressPrinter, cancel: threading.Event) -> None:
+    from UniversalSegLib.progress import ProgressReporter
+
+    reporter = ProgressReporter(callback=printer)
+    timings = job.timings
+
+    reporter("load", message=f"reading {job.input}")
+    with _timed(timings, "read"), fail_with(ExitCode.INPUT, f"cannot read input {job.input}"):
+        from UniversalSegLib.io import check_ct_intensity, read_image
+
+        image = read_image(job.input)
+        warning = check_ct_intensity(image)
+    if warning:
+        logger.warning("%s", warning)
+    _check_cancel(cancel)
+
+    weights_path = _weights_path(job, printer, cancel)
+    reporter("load", message=f"loading model {weights_path.name}")
+    with _timed(timings, "load_model"), fail_with(ExitCode.WEIGHTS, f"cannot load weights {weights_path}"):
+        from UniversalSegLib.weights.checkpoint import load_model
+
+        model = load_model(weights_path, backbone=job.backbone)
+    _check_cancel(cancel)
+
+    from UniversalSegLib.inference import segment
+    from UniversalSegLib.inference.errors import InferenceError
+
+    with (
+        _timed(timings, "segment"),
+        fail_with(ExitCode.INPUT, "cannot segment this image", (InferenceError,)),
+    ):
+        result = segment(image, model, job.classes, job.options, reporter, cancel)
+    job.engine_timings = dict(getattr(result, "timings", {}) or {})
+    _check_cancel(cancel)
+
+    masks = {index: result.masks[index] for index in job.classes if index in result.masks}
+    reporter("write", 0, _output_count(job), "writing outputs")
+    stats = None
+    if job.statistics is not None or job.print_statistics:
+        from UniversalSegLib.inference.statistics import compute_statistics
+
+        with _timed(timings, "statistics"):
+            stats = compute_statistics(masks, image)
+    with _timed(timings, "write"):
+        _write_outputs(job, masks, stats, reporter, cancel)
+    reporter("done", 1, 1, "finished")
+    if stats is not None:
+        from UniversalSegLib.inference.statistics import format_statistics_table
+
+        table = format_statistics_table(stats)
+        if job.print_statistics:
+            print(table, flush=True)
+        else:
+            logger.info("Statistics:\n%s", table)
+
+
+def _weights_path(job: SegmentJob, printer: ProgressPrinter, cancel: threading.Event) -> Path:
+    if job.weights is not None:
+        if not job.weights.is_file():
+            raise CliError(f"weights file {job.weights} does not exist", ExitCode.WEIGHTS)
+        return job.weights
+    from UniversalSegLib.cli.downloads import fetch
+    from UniversalSegLib.weights.manager import WeightsManager
+
+    with _timed(job.timings, "weights"):
+        return fetch(WeightsManager(), job.model_name, job.accept_license, printer, cancel)
+
+
+def _output_count(job: SegmentJob) -> int:
+    return len(job.outputs) + (job.masks_dir is not None) + (job.statistics is not None)
+
+
+def _write_outputs(job: SegmentJob, masks: dict, stats, reporter, cancel: threading.Event) -> None:
+    """Write every output; on cancel or failure, delete what this run wrote (no partial result)."""
+    from UniversalSegLib.io import write_labelmap, write_masks, write_segmentation_nrrd
+    from UniversalSegLib.io.atomic import file_extension
+
+    written: list[Path] = []
+    try:
+        with fail_with(ExitCode.OUTPUT, "cannot write output", (OSError, ValueError)):
+            for output in job.outputs:
+                _check_cancel(cancel)
+                if file_extension(output) == SEGMENTATION_EXTENSION:
+                    written.append(write_segmentation_nrrd(masks, output, overwrite=job.overwrite))
+                else:
+                    written.append(write_labelmap(masks, output, overwrite=job.overwrite))
+                logger.info("Wrote %s", output)
+                reporter("write", job.outputs.index(output) + 1, _output_count(job), str(output))
+            if job.masks_dir is not None:
+                _check_cancel(cancel)
+                written += write_masks(masks, job.masks_dir, overwrite=job.overwrite).values()
+                logger.info("Wrote %d masks to %s", len(masks), job.masks_dir)
+                reporter("write", len(job.outputs) + 1, _output_count(job), str(job.masks_dir))
+            if job.statistics is not None:
+                from UniversalSegLib.inference.statistics import write_statistics
+
+                _check_cancel(cancel)
+                written.append(write_statistics(stats, job.statistics, overwrite=job.overwrite))
+                logger.info("Wrote statistics to %s", job.statistics)
+                reporter("write", _output_count(job), _output_count(job), "statistics")
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    if cancel.is_set():  # a signal during the last write: keep the promise of no output
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise CancelledRun("cancelled while writing; outputs removed")
+
+
+def _check_cancel(cancel: threading.Event) -> None:
+    if cancel.is_set():
+        raise CancelledRun("cancelled")

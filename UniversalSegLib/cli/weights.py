@@ -1,0 +1,114 @@
+"""``universalseg weights list|download|import|clear|path``: manage the weights cache."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from UniversalSegLib.cli.exit_codes import CliError, ExitCode
+from UniversalSegLib.cli.progress_output import PROGRESS_MODES, ProgressPrinter, default_mode
+
+DESCRIPTION = """Manage the cache of model weights and the demo CT.
+
+The cache is in $UNIVERSALSEG_HOME/weights (default: the per-user data folder). The released weights
+are CC BY-NC-ND 4.0 (non-commercial, no derivatives): accept the license once with --accept-license.
+Offline computers: download the file elsewhere and `universalseg weights import FILE --name NAME`.
+Mirrors: set UNIVERSALSEG_WEIGHTS_URL_<NAME> (full URL of one item, e.g. ..._SWINUNETR) or
+UNIVERSALSEG_WEIGHTS_BASE_URL (the file name is appended)."""
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "weights",
+        help="list, download, import or clear model weights",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
+    actions.add_parser("list", help="list the catalog and what is cached")
+    download = actions.add_parser("download", help="download NAME into the cache")
+    download.add_argument("name", metavar="NAME")
+    download.add_argument("--accept-license", action="store_true", help="accept the weights license")
+    download.add_argument(
+        "--progress", choices=PROGRESS_MODES, help="progress display (default: bar on a terminal)"
+    )
+    download.add_argument("--force", action="store_true", help="download again even if cached")
+    import_ = actions.add_parser(
+        "import", help="copy a local FILE into the cache as NAME (checksum verified)"
+    )
+    import_.add_argument("file", metavar="FILE")
+    import_.add_argument("--name", required=True, help="catalog name, e.g. swinunetr or unet")
+    clear = actions.add_parser("clear", help="delete NAME (or every cached file) from the cache")
+    clear.add_argument("name", metavar="NAME", nargs="?")
+    path = actions.add_parser("path", help="print the cached path of NAME (or the cache folder)")
+    path.add_argument("name", metavar="NAME", nargs="?")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from UniversalSegLib.weights.errors import UnknownWeightsError, WeightsError
+    from UniversalSegLib.weights.manager import WeightsManager
+
+    manager = WeightsManager()
+    try:
+        return _ACTIONS[args.weights_command](manager, args)
+    except UnknownWeightsError as exc:
+        raise CliError(str(exc), ExitCode.USAGE) from exc
+    except WeightsError as exc:
+        raise CliError(str(exc), ExitCode.WEIGHTS) from exc
+
+
+def _list(manager, args: argparse.Namespace) -> int:
+    rows = [("NAME", "KIND", "CACHED", "SIZE", "LICENSE", "FILE")]
+    for item in manager.list():
+        size = f"{item.size / 1e6:.1f} MB" if item.size else "?"
+        cached = "yes" if manager.is_available(item.name) else "no"
+        rows.append(
+            (item.name, item.kind, cached, size, item.license.id if item.license else "-", item.file_name)
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    print(f"\nCache folder: {manager.cache_dir}")
+    return ExitCode.OK
+
+
+def _download(manager, args: argparse.Namespace) -> int:
+    from UniversalSegLib.cli.downloads import fetch
+
+    manager.item(args.name)
+    if args.force:
+        manager.clear(args.name)
+    path = fetch(manager, args.name, args.accept_license, ProgressPrinter(default_mode(args.progress)))
+    print(path)
+    return ExitCode.OK
+
+
+def _import(manager, args: argparse.Namespace) -> int:
+    print(manager.import_file(args.name, args.file))
+    return ExitCode.OK
+
+
+def _clear(manager, args: argparse.Namespace) -> int:
+    removed = manager.clear(args.name)
+    for path in removed:
+        print(f"deleted {path}")
+    if not removed:
+        print("nothing to delete", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _path(manager, args: argparse.Namespace) -> int:
+    if args.name is None:
+        print(manager.cache_dir)
+        return ExitCode.OK
+    print(manager.path(args.name))
+    if not manager.is_available(args.name):
+        print(
+            f"{args.name} is not downloaded yet: `universalseg weights download {args.name}`", file=sys.stderr
+        )
+        return ExitCode.WEIGHTS
+    return ExitCode.OK
+
+
+_ACTIONS = {"list": _list, "download": _download, "import": _import, "clear": _clear, "path": _path}

@@ -1,0 +1,57 @@
+"""User-facing options of a segmentation run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import InferenceError
+
+BLEND_MODES: tuple[str, ...] = ("gaussian", "gaussian_monai", "constant")
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class InferenceOptions:
+    """How :func:`UniversalSegLib.inference.segment` runs.
+
+    Attributes:
+        overlap: sliding-window overlap in [0, 1).
+        blend: ``"gaussian"`` (the official MONAI-0.9.0 map), ``"gaussian_monai"`` (current MONAI's
+            Gaussian) or ``"constant"``.
+        sw_batch_size: windows per forward pass.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast).
+        device: ``"auto"`` (CUDA, else MPS, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"mps"``.
+        postprocess: apply the official per-organ post-processing rules.
+        roi_size: sliding-window size in voxels (cube side), 96 for the released models.
+        threads: torch CPU threads for the run; ``None`` keeps the current setting.
+    """
+
+    overlap: float = 0.5
+    blend: str = "gaussian"
+    sw_batch_size: int = 1
+    precision: str = "fp32"
+    device: str = "auto"
+    postprocess: bool = True
+    roi_size: int = 96
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`InferenceError` naming the first invalid option."""
+        if not 0.0 <= float(self.overlap) < 1.0:
+            raise InferenceError(f"overlap must be in [0, 1), got {self.overlap}")
+        if self.blend not in BLEND_MODES:
+            raise InferenceError(f"blend must be one of {BLEND_MODES}, got {self.blend!r}")
+        if int(self.sw_batch_size) < 1:
+            raise InferenceError(f"sw_batch_size must be >= 1, got {self.sw_batch_size}")
+        if self.precision not in PRECISIONS:
+            raise InferenceError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.device.split(":")[0] not in DEVICES:
+            raise InferenceError(f"device must be one of {DEVICES} (or 'cuda:N'), got {self.device!r}")
+        if int(self.roi_size) < 1:
+            raise InferenceError(f"roi_size must be >= 1, got {self.roi_size}")
+        if self.threads is not None and int(self.threads) < 1:
+            raise InferenceError(f"threads must be >= 1 or None, got {self.threads}")

@@ -1,0 +1,242 @@
+"""``segment``: a SimpleITK CT in, one uint8 mask per requested class on the input grid out."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import SimpleITK as sitk  # noqa: N813
+import torch
+
+from ..progress import ProgressCallback, ProgressReporter
+from .device import Attempt, fallback_attempts, resolve_device, run_with_oom_fallback
+from .errors import InferenceError, SegmentationCancelled
+from .geometry import check_ct_image
+from .options import InferenceOptions
+from .postprocessing import postprocess_masks, required_classes
+from .preprocessing import PreprocessedImage, preprocess
+from .resampling import mask_to_input_grid
+from .sliding_window import Predictor, sliding_window_logits
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SegmentationResult:
+    """What :func:`segment` returns.
+
+    Attributes:
+        masks: official class index → uint8 0/1 image exactly on the input grid.
+        classes: the requested class indices, in the order asked.
+        timings: seconds per stage (``preprocess``, ``inference``, ``postprocess``, ``resample``, ``total``).
+        warnings: things the user should know (device fallback, skipped post-processing rules).
+    """
+
+    masks: dict[int, sitk.Image]
+    classes: list[int]
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def model_class_count(model: object) -> int | None:
+    """Number of output classes of ``model`` when it says so (``num_classes``, ``class_names``, embedding)."""
+    count = getattr(model, "num_classes", None)
+    if isinstance(count, int):
+        return count
+    names = getattr(model, "class_names", None)
+    if names:
+        return len(names)
+    embedding = getattr(model, "organ_embedding", None)
+    if isinstance(embedding, torch.Tensor) and embedding.ndim == 2:
+        return int(embedding.shape[0])
+    return None
+
+
+def _check_classes(classes: Sequence[int], class_count: int | None) -> list[int]:
+    """Requested indices, de-duplicated in order; clear errors for anything else."""
+    requested: list[int] = []
+    for value in classes:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise InferenceError(
+                f"classes must be official indices (int), got {value!r}; "
+                "use UniversalSegLib.catalog.resolve_classes to turn names into indices"
+            )
+        index = int(value)
+        if index < 1 or (class_count is not None and index > class_count):
+            upper = class_count if class_count is not None else "N"
+            raise InferenceError(f"class index {index} is out of range 1..{upper} for this model")
+        if index not in requested:
+            requested.append(index)
+    if not requested:
+        raise InferenceError("no class requested: pass at least one class index")
+    return requested
+
+
+def _postprocess_inputs(requested: Sequence[int], class_count: int | None) -> set[int]:
+    """Classes to compute besides the requested ones, so post-processing has its inputs."""
+    extra = required_classes(requested)
+    try:
+        from ..catalog import postprocess_requirements
+    except ImportError:
+        postprocess_requirements = None
+    if postprocess_requirements is not None:
+        extra |= set(postprocess_requirements([i for i in requested if i <= 32]))
+    if class_count is not None:
+        extra = {index for index in extra if index <= class_count}
+    return extra - set(requested)
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def _model_prepared(model: object, device: torch.device, sw_batch_size: int) -> Iterator[None]:
+    """Eval mode on ``device`` (and per-window norm for batched windows), restored afterwards."""
+    if not isinstance(model, torch.nn.Module):
+        yield
+        return
+    was_training = model.training
+    parameter = next(model.parameters(), None)
+    original_device = parameter.device if parameter is not None else None
+    had_flag = hasattr(model, "per_sample_norm")
+    previous_flag = getattr(model, "per_sample_norm", None)
+    model.eval()
+    model.to(device)
+    if had_flag and sw_batch_size > 1:
+        model.per_sample_norm = True
+    try:
+        yield
+    finally:
+        if had_flag:
+            model.per_sample_norm = previous_flag
+        if original_device is not None:
+            model.to(original_device)
+        model.train(was_training)
+
+
+def _check_cancel(cancel: threading.Event | None, stage: str) -> None:
+    if cancel is not None and cancel.is_set():
+        raise SegmentationCancelled(f"cancelled before {stage}")
+
+
+def _predict_masks(
+    prepared: PreprocessedImage,
+    model: Predictor,
+    computed: Sequence[int],
+    options: InferenceOptions,
+    reporter: ProgressReporter,
+    cancel: threading.Event | None,
+    warnings: list[str],
+) -> dict[int, np.ndarray]:
+    """Sliding window on the best device that has the memory, then ``sigmoid > 0.5`` per class."""
+    channels = [index - 1 for index in computed]
+
+    def run(attempt: Attempt) -> dict[int, np.ndarray]:
+        with _model_prepared(model, attempt.device, attempt.sw_batch_size):
+            logits = sliding_window_logits(
+                prepared.tensor[None],
+                model,
+                channels,
+                roi_size=options.roi_size,
+                overlap=options.overlap,
+                blend=options.blend,
+                sw_batch_size=attempt.sw_batch_size,
+                device=attempt.device,
+                precision=options.precision,
+                on_window=lambda done, total: reporter("inference", done, total),
+                cancel=cancel,
+            )
+            masks = {}
+            for position, index in enumerate(computed):
+                masks[index] = (torch.sigmoid(logits[0, position]) > 0.5).cpu().numpy()
+            del logits
+            return masks
+
+    device = resolve_device(options.device)
+    return run_with_oom_fallback(run, fallback_attempts(device, options.sw_batch_size), warnings)
+
+
+def segment(
+    image: sitk.Image,
+    model: Predictor,
+    classes: Sequence[int],
+    options: InferenceOptions | None = None,
+    progress: ProgressCallback | ProgressReporter | None = None,
+    cancel: threading.Event | None = None,
+) -> SegmentationResult:
+    """Segment ``classes`` in a CT.
+
+    Args:
+        image: 3D scalar CT in HU (any orientation).
+        model: a :class:`~UniversalSegLib.model.UniversalModel` or any predictor called as
+            ``model(x, channels=[...])`` (see :class:`~UniversalSegLib.inference.sliding_window.Predictor`).
+        classes: official class indices (1..32, or up to the model's class count).
+        options: see :class:`InferenceOptions`.
+        progress: a ``ProgressEvent`` callback or a :class:`ProgressReporter`.
+        cancel: set it from another thread to stop; :class:`SegmentationCancelled` is raised.
+
+    Returns:
+        :class:`SegmentationResult` with one uint8 mask per requested class on the input grid.
+
+    Raises:
+        InferenceError: bad image, classes or options.
+        SegmentationCancelled: ``cancel`` was set.
+    """
+    options = options or InferenceOptions()
+    options.validate()
+    check_ct_image(image)
+    class_count = model_class_count(model)
+    requested = _check_classes(classes, class_count)
+    extra = _postprocess_inputs(requested, class_count) if options.postprocess else set()
+    computed = sorted(set(requested) | extra)
+    reporter = progress if isinstance(progress, ProgressReporter) else ProgressReporter(progress)
+    timings: dict[str, float] = {}
+    warnings: list[str] = []
+    start = time.perf_counter()
+
+    with _torch_threads(options.threads):
+        _check_cancel(cancel, "preprocessing")
+        reporter("preprocess", 0, 1)
+        prepared = preprocess(image)
+        reporter("preprocess", 1, 1)
+        timings["preprocess"] = time.perf_counter() - start
+        logger.info("preprocessed %s -> %s (1.5 mm RAS, cropped)", image.GetSize(), prepared.shape)
+
+        _check_cancel(cancel, "inference")
+        stage_start = time.perf_counter()
+        masks = _predict_masks(prepared, model, computed, options, reporter, cancel, warnings)
+        timings["inference"] = time.perf_counter() - stage_start
+
+        _check_cancel(cancel, "post-processing")
+        stage_start = time.perf_counter()
+        reporter("postprocess", 0, 1)
+        if options.postprocess:
+            masks = postprocess_masks(masks, warnings)
+        reporter("postprocess", 1, 1)
+        timings["postprocess"] = time.perf_counter() - stage_start
+
+        stage_start = time.perf_counter()
+        output: dict[int, sitk.Image] = {}
+        for done, index in enumerate(requested, start=1):
+            _check_cancel(cancel, "resampling")
+            output[index] = mask_to_input_grid(masks[index], prepared.affine, image)
+            reporter("resample", done, len(requested))
+        timings["resample"] = time.perf_counter() - stage_start
+    timings["total"] = time.perf_counter() - start
+    logger.info("segmentation timings (s): %s", {k: round(v, 3) for k, v in timings.items()})
+    for message in warnings:
+        logger.warning(message)
+    return SegmentationResult(masks=output, classes=requested, timings=timings, warnings=warnings)

@@ -1,0 +1,78 @@
+"""Swin UNETR backbone of the official model, built on MONAI's ``SwinUNETR``.
+
+MONAI's network (``use_v2=False``) reproduces the official backbone bit-exactly once its patch merging
+concatenates the eight sub-grids in the official order (:class:`OfficialPatchMerging`). The output block is
+dropped: the backbone returns the bottleneck feature and the full-resolution decoder feature.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as nnf
+from monai.networks.nets.swin_unetr import PatchMergingV2, SwinUNETR
+from torch import Tensor
+
+#: (depth, height, width) parities of the eight slices, in the official concatenation order. Two parities
+#: repeat and (1,1,0), (0,1,1) are never used: this is the legacy behaviour the released weights expect.
+OFFICIAL_MERGE_ORDER: tuple[tuple[int, int, int], ...] = (
+    (0, 0, 0),
+    (1, 0, 0),
+    (0, 1, 0),
+    (0, 0, 1),
+    (1, 0, 1),
+    (0, 1, 0),
+    (0, 0, 1),
+    (1, 1, 1),
+)
+
+SWIN_FEATURE_SIZE = 48
+SWIN_BOTTLENECK_CHANNELS = 16 * SWIN_FEATURE_SIZE
+SWIN_DECODER_CHANNELS = SWIN_FEATURE_SIZE
+SWIN_SIZE_DIVISOR = 32
+
+
+class OfficialPatchMerging(PatchMergingV2):
+    """Patch merging with the official (quirky) slice order; input is channels-last [B, D, H, W, C]."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 5:
+            raise ValueError(
+                f"OfficialPatchMerging expects a 5-D channels-last tensor, got shape {tuple(x.shape)}"
+            )
+        _, d, h, w, _ = x.shape
+        if d % 2 or h % 2 or w % 2:
+            x = nnf.pad(x, (0, 0, 0, w % 2, 0, h % 2, 0, d % 2))
+        x = torch.cat([x[:, i::2, j::2, k::2, :] for i, j, k in OFFICIAL_MERGE_ORDER], dim=-1)
+        return self.reduction(self.norm(x))
+
+
+class SwinUNETRBackbone(SwinUNETR):
+    """Official Swin UNETR backbone (feature size 48, no output block); returns (bottleneck, full-res)."""
+
+    bottleneck_channels = SWIN_BOTTLENECK_CHANNELS
+    decoder_channels = SWIN_DECODER_CHANNELS
+    size_divisor = SWIN_SIZE_DIVISOR
+
+    def __init__(self, in_channels: int = 1) -> None:
+        super().__init__(
+            in_channels=in_channels,
+            out_channels=1,
+            feature_size=SWIN_FEATURE_SIZE,
+            use_v2=False,
+            downsample=OfficialPatchMerging,
+        )
+        del self.out
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+        """Return ``(encoder10 output [B,768,/32], decoder1 output [B,48,full])``."""
+        hidden = self.swinViT(x, self.normalize)
+        enc0 = self.encoder1(x)
+        enc1 = self.encoder2(hidden[0])
+        enc2 = self.encoder3(hidden[1])
+        enc3 = self.encoder4(hidden[2])
+        bottleneck = self.encoder10(hidden[4])
+        dec = self.decoder5(bottleneck, hidden[3])
+        dec = self.decoder4(dec, enc3)
+        dec = self.decoder3(dec, enc2)
+        dec = self.decoder2(dec, enc1)
+        return bottleneck, self.decoder1(dec, enc0)

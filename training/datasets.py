@@ -1,0 +1,165 @@
+"""Datasets and samplers over prepared cases.
+
+Every random choice is a pure function of (seed, epoch, item): the sampler yields ``(epoch, index)``
+and the dataset re-seeds its random transforms from it. So the data stream does not depend on the
+number of loader workers, on resuming, or (with the distributed sampler) on the number of processes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.data import CacheDataset, list_data_collate
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, Sampler
+
+from training.config import DatasetSpec, TrainingConfig
+from training.prepare import case_jobs, is_done
+from training.transforms import train_transforms
+
+
+class MissingPreparedDataError(RuntimeError):
+    """A case has not been prepared yet."""
+
+
+def prepared_items(config: TrainingConfig, spec: DatasetSpec, validation: bool = False) -> list[dict]:
+    """Data dicts (``path``, ``classes``, ``dataset``, ``case_id``) of one dataset's prepared cases.
+
+    Raises:
+        MissingPreparedDataError: some cases were not prepared (run ``python -m training.prepare``).
+    """
+    jobs = case_jobs(config, spec, validation)
+    missing = [job.image for job in jobs if not is_done(job)]
+    if missing:
+        raise MissingPreparedDataError(
+            f"{len(missing)} case(s) of dataset {spec.key!r} are not prepared (first: {missing[0]}); "
+            f"run: python -m training.prepare {config.source or 'CONFIG'}"
+        )
+    return [
+        {
+            "path": str(Path(job.output).with_suffix(".npz")),
+            "classes": spec.classes,
+            "dataset": spec.key,
+            "case_id": job.case_id,
+        }
+        for job in jobs
+    ]
+
+
+def _item_seed(seed: int, epoch: int, index: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
+class EpochSeededDataset(Dataset):
+    """Wraps a MONAI CacheDataset; ``dataset[(epoch, index)]`` re-seeds the random transforms first."""
+
+    def __init__(self, dataset: CacheDataset, seed: int) -> None:
+        self.dataset = dataset
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int] | int):
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        self.dataset.transform.set_random_state(seed=_item_seed(self.seed, epoch, index))
+        return self.dataset[index]
+
+
+class TaggedConcatDataset(ConcatDataset):
+    """A ConcatDataset whose items are addressed by ``(epoch, global index)``."""
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
+        part = int(np.searchsorted(self.cumulative_sizes, index, side="right"))
+        local = index - (self.cumulative_sizes[part - 1] if part else 0)
+        return self.datasets[part][(epoch, local)]
+
+
+class UniformDatasetSampler(Sampler[int]):
+    """Item i of an epoch takes dataset ``i % n_datasets`` and a random case of it (``uniform_sample``)."""
+
+    def __init__(self, sizes: list[int], num_replicas: int = 1, rank: int = 0, seed: int = 0) -> None:
+        self.sizes, self.num_replicas, self.rank, self.seed = sizes, num_replicas, rank, seed
+        self.epoch = 0
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        self.num_samples = math.ceil(sum(sizes) / num_replicas)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        total = self.num_samples * self.num_replicas
+        picks = []
+        for i in range(total):
+            part = i % len(self.sizes)
+            picks.append(
+                int(self.offsets[part]) + int(torch.randint(self.sizes[part], (1,), generator=generator))
+            )
+        return iter(picks[self.rank : total : self.num_replicas])
+
+
+class EpochTaggedSampler(Sampler):
+    """Yields ``(epoch, index)`` from a per-epoch sampler, optionally skipping the first items (resume)."""
+
+    def __init__(self, base: DistributedSampler | UniformDatasetSampler) -> None:
+        self.base = base
+        self.epoch = 0
+        self.skip = 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+        self.base.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.base) - self.skip
+
+    def __iter__(self):
+        for position, index in enumerate(self.base):
+            if position >= self.skip:
+                yield (self.epoch, int(index))
+
+
+def build_train_loader(
+    config: TrainingConfig, rank: int = 0, world_size: int = 1
+) -> tuple[DataLoader, EpochTaggedSampler]:
+    """The training loader: per-dataset CacheDatasets, distributed (or uniform) sampling, crop collation."""
+    parts = []
+    for spec in config.datasets:
+        items = prepared_items(config, spec)
+        if not items:
+            continue
+        cache = CacheDataset(
+            items,
+            transform=train_transforms(config.data, spec),
+            cache_rate=config.data.cache_rate,
+            num_workers=max(config.data.num_workers, 1),
+            progress=False,
+        )
+        parts.append(EpochSeededDataset(cache, config.train.seed))
+    if not parts:
+        raise MissingPreparedDataError("No training cases: every dataset's case list is empty.")
+    dataset = TaggedConcatDataset(parts)
+    if config.data.uniform_sample:
+        base = UniformDatasetSampler([len(p) for p in parts], world_size, rank, config.train.seed)
+    else:
+        base = DistributedSampler(
+            dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=config.train.seed
+        )
+    sampler = EpochTaggedSampler(base)
+    loader = DataLoader(
+        dataset,
+        batch_size=config.data.batch_size,
+        sampler=sampler,
+        num_workers=config.data.num_workers,
+        collate_fn=list_data_collate,
+        pin_memory=torch.cuda.is_available(),
+    )
+    return loader, sampler

@@ -1,0 +1,202 @@
+"""``python -m training.evaluate CONFIG --weights CKPT``: Dice and NSD per class and dataset, CSV + plot.
+
+Cases are the prepared validation cases (``--split val``, default) or training cases. Inference is a
+sliding window over the prepared 1.5 mm volume; a class is scored where the dataset annotates it and
+its ground truth is non-empty (as the official ``dice_score`` reporting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from training.config import TrainingConfig, load_config
+from training.datasets import prepared_items
+from training.metrics import dice_score, normalized_surface_dice
+from training.transforms import validation_transforms
+
+CSV_FIELDS = ("dataset", "case_id", "class_index", "class_key", "dice", "nsd")
+
+
+@torch.no_grad()
+def predict_volume(
+    model: torch.nn.Module,
+    image: torch.Tensor,
+    roi_size: int,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+    overlap: float = 0.5,
+) -> torch.Tensor:
+    """Sigmoid probabilities [C, X, Y, Z] of a scaled image [1, X, Y, Z] (sliding window, Gaussian blend)."""
+    from monai.inferers import sliding_window_inference
+
+    was_training = model.training
+    model.eval()
+    autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+    with autocast:
+        logits = sliding_window_inference(
+            image[None].to(device), (roi_size,) * 3, 1, model, overlap=overlap, mode="gaussian"
+        )
+    model.train(was_training)
+    return torch.sigmoid(logits[0].float()).cpu()
+
+
+def evaluate_cases(
+    config: TrainingConfig,
+    model: torch.nn.Module,
+    device: torch.device,
+    split: str = "val",
+    nsd_tolerance_mm: float | None = 2.0,
+    amp_dtype: torch.dtype | None = None,
+) -> list[dict[str, Any]]:
+    """One row per (case, annotated class with non-empty ground truth)."""
+    transform = validation_transforms(config.data)
+    spacing = (config.data.spacing,) * 3
+    rows = []
+    for spec in config.datasets:
+        for item in prepared_items(config, spec, validation=split == "val"):
+            data = transform(item)
+            probabilities = predict_volume(
+                model, data["image"].as_tensor(), config.data.roi_size, device, amp_dtype
+            )
+            target = data["target"].numpy()
+            for index in spec.classes:
+                truth = target[index - 1] == 1
+                if not truth.any():
+                    continue
+                prediction = probabilities[index - 1].numpy() > 0.5
+                nsd = (
+                    normalized_surface_dice(prediction, truth, spacing, nsd_tolerance_mm)
+                    if nsd_tolerance_mm is not None
+                    else float("nan")
+                )
+                rows.append(
+                    {
+                        "dataset": spec.key,
+                        "case_id": item["case_id"],
+                        "class_index": index,
+                        "class_key": config.class_table.resolve_key(index),
+                        "dice": dice_score(prediction, truth),
+                        "nsd": nsd,
+                    }
+                )
+    return rows
+
+
+def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean Dice/NSD per (dataset, class) and per class over all datasets (dataset ``ALL``)."""
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        for dataset in (row["dataset"], "ALL"):
+            groups.setdefault((dataset, row["class_index"], row["class_key"]), []).append(row)
+    return [
+        {
+            "dataset": dataset,
+            "case_id": f"mean of {len(items)}",
+            "class_index": index,
+            "class_key": key,
+            "dice": float(np.mean([r["dice"] for r in items])),
+            "nsd": float(np.nanmean([r["nsd"] for r in items]))
+            if not all(np.isnan(r["nsd"]) for r in items)
+            else float("nan"),
+        }
+        for (dataset, index, key), items in sorted(groups.items(), key=lambda kv: (kv[0][0] == "ALL", kv[0]))
+    ]
+
+
+def _atomic_write(path: Path, data: bytes, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass --overwrite to replace it.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(handle, "wb") as stream:
+        stream.write(data)
+    os.replace(temp, path)
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path, overwrite: bool = False) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    _atomic_write(path, buffer.getvalue().encode(), overwrite)
+
+
+def write_plot(summary: list[dict[str, Any]], path: Path, overwrite: bool = False) -> None:
+    """Bar chart of the mean Dice per class, one bar group per dataset."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({row["dataset"] for row in summary})
+    classes = sorted({(row["class_index"], row["class_key"]) for row in summary})
+    figure, axis = plt.subplots(figsize=(max(6, 0.5 * len(classes) * len(datasets) + 2), 4))
+    width = 0.8 / max(len(datasets), 1)
+    for number, dataset in enumerate(datasets):
+        values = {(r["class_index"], r["class_key"]): r["dice"] for r in summary if r["dataset"] == dataset}
+        axis.bar(
+            [i + number * width for i in range(len(classes))],
+            [values.get(c, 0.0) for c in classes],
+            width=width,
+            label=dataset,
+        )
+    axis.set_xticks(
+        [i + 0.4 - width / 2 for i in range(len(classes))],
+        [key for _, key in classes],
+        rotation=60,
+        ha="right",
+    )
+    axis.set_ylim(0, 1)
+    axis.set_ylabel("Dice")
+    axis.legend(fontsize="small")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    _atomic_write(path, buffer.getvalue(), overwrite)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("config")
+    parser.add_argument("--weights", required=True, help="checkpoint (ours or official layout)")
+    parser.add_argument("--split", choices=["val", "train"], default="val")
+    parser.add_argument("--nsd-tolerance", type=float, default=2.0, help="NSD tolerance in mm (default 2)")
+    parser.add_argument("--out", help="output folder (default: <output_dir>/evaluation)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing CSV/plot files")
+    args = parser.parse_args(argv)
+    from UniversalSegLib.weights.checkpoint import load_model
+
+    config = load_config(args.config)
+    device = torch.device(args.device)
+    model = load_model(args.weights, device=device)
+    if model.num_classes != config.num_classes:
+        raise SystemExit(
+            f"{args.weights} has {model.num_classes} classes; the config defines {config.num_classes}."
+        )
+    rows = evaluate_cases(config, model, device, args.split, args.nsd_tolerance)
+    summary = summarize(rows)
+    out = Path(args.out) if args.out else config.output_dir / "evaluation"
+    write_csv(rows + summary, out / f"metrics_{args.split}.csv", args.overwrite)
+    write_plot(summary, out / f"dice_{args.split}.png", args.overwrite)
+    for row in summary:
+        if row["dataset"] == "ALL":
+            print(f"{row['class_key']:>24s}  Dice {row['dice']:.4f}  NSD {row['nsd']:.4f}")
+    print(f"Wrote {out / f'metrics_{args.split}.csv'} and {out / f'dice_{args.split}.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

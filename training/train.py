@@ -1,0 +1,301 @@
+"""``python -m training.train CONFIG [--backbone swinunetr|unet] [--resume CKPT]``.
+
+Multi-process: ``torchrun --nproc_per_node N -m training.train CONFIG``. AdamW, warm-up + cosine lr
+stepped per epoch, masked BCE + Dice, AMP on GPU, gradient accumulation, checkpoints every
+``train.save_every`` epochs and on Ctrl-C/SIGTERM, exact resume, TensorBoard logs, validation Dice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from training.checkpointing import (
+    load_training_checkpoint,
+    rng_state,
+    save_training_checkpoint,
+    set_rng_state,
+)
+from training.config import TrainingConfig, load_config
+from training.datasets import build_train_loader
+from training.distributed import DistInfo, any_across, barrier, cleanup, init_distributed
+from training.losses import PartialLabelLoss
+from training.model_setup import build_training_model
+from training.schedule import warmup_cosine
+
+
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``train.amp`` (``auto``: bf16 on CUDA, none on CPU)."""
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None
+    if amp in ("auto", "bf16"):
+        return torch.bfloat16
+    if amp == "fp16":
+        return torch.float16
+    raise ValueError(f"train.amp must be auto, bf16, fp16 or off, not {amp!r}.")
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainingConfig) -> torch.optim.Optimizer:
+    """AdamW (official default) or SGD with momentum, from ``config.train``."""
+    train = config.train
+    if train.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay
+        )
+    return torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+
+
+class Trainer:
+    """One training run (one process of it under torchrun)."""
+
+    def __init__(self, config: TrainingConfig, dist_info: DistInfo | None = None, show_progress: bool = True):
+        self.config = config
+        self.dist = dist_info or DistInfo()
+        self.show_progress = show_progress and self.dist.is_main
+        torch.manual_seed(config.train.seed)
+        np.random.seed(config.train.seed)
+        self.model, self.embedding_source = build_training_model(config)
+        self.model.to(self.dist.device)
+        self.net: torch.nn.Module = self.model
+        if self.dist.enabled:
+            self.net = DistributedDataParallel(
+                self.model,
+                device_ids=[self.dist.device.index] if self.dist.device.type == "cuda" else None,
+                broadcast_buffers=False,
+            )
+        self.optimizer = build_optimizer(self.model, config)
+        self.scheduler = warmup_cosine(self.optimizer, config.train.warmup_epochs, config.train.epochs)
+        self.amp_dtype = autocast_dtype(config.train.amp, self.dist.device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.loss_fn = PartialLabelLoss(per_slice_dice=config.train.dice == "slice")
+        self.loader, self.sampler = build_train_loader(config, self.dist.rank, self.dist.world_size)
+        self.epoch = 0
+        self.step = 0  # optimizer steps so far
+        self.epoch_batches = 0  # micro-batches of the current epoch consumed
+        self.committed_batches = 0  # ... of which the gradients were applied (resume point)
+        self.stop_requested = False
+        self.writer = None
+        self.checkpoint_dir = config.output_dir / "checkpoints"
+
+    # --- state -------------------------------------------------------------------------------------
+    def training_state(self) -> dict[str, Any]:
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng_state(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "epoch_batches": self.committed_batches,
+            "world_size": self.dist.world_size,
+        }
+
+    def save(self, name: str) -> Path | None:
+        """Write ``checkpoints/<name>.pth`` (rank 0 only) and return its path."""
+        path = None
+        if self.dist.is_main:
+            path = save_training_checkpoint(
+                self.checkpoint_dir / f"{name}.pth",
+                self.model,
+                self.training_state(),
+                class_names=list(self.config.class_table.names),
+                prompt_template=self.config.prompt_template,
+                embedding_source=self.embedding_source,
+                training_config=self.config.summary(),
+            )
+        barrier(self.dist)
+        return path
+
+    def resume(self, path: str | Path) -> None:
+        """Restore model, optimizer, scheduler, scaler, RNG states and position from a checkpoint."""
+        payload = load_training_checkpoint(path)
+        self.model.load_state_dict(payload["state_dict"], strict=True)
+        state = payload["training_state"]
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.epoch_batches = self.committed_batches = state["epoch_batches"]
+
+    # --- loop --------------------------------------------------------------------------------------
+    def _batch_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        device = self.dist.device
+        image = batch["image"].to(device, non_blocking=True).as_tensor()
+        target = batch["target"].to(device, non_blocking=True)
+        target = target.as_tensor() if hasattr(target, "as_tensor") else target
+        annotated = batch["annotated"].to(device)
+        autocast = (
+            torch.autocast(device.type, dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
+        )
+        with autocast:
+            logits = self.net(image)
+        return self.loss_fn(logits.float(), target, annotated)
+
+    def _optimizer_step(self) -> None:
+        if self.config.train.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.train.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.step += 1
+
+    def _request_stop(self, *_: Any) -> None:
+        self.stop_requested = True
+
+    def fit(self, max_steps: int | None = None) -> None:
+        """Train until ``train.epochs`` (or ``max_steps`` optimizer steps, then save ``last``)."""
+        train = self.config.train
+        accumulate = max(1, train.accumulate)
+        if self.dist.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.config.output_dir / "tensorboard"))
+        previous = signal.signal(signal.SIGTERM, self._request_stop)
+        try:
+            while self.epoch < train.epochs:
+                if self._train_epoch(accumulate, max_steps):
+                    self.save("last")
+                    return
+                self.scheduler.step()
+                self.epoch += 1
+                self.epoch_batches = self.committed_batches = 0
+                if train.val_every and self.epoch % train.val_every == 0:
+                    self.validate()
+                if train.save_every and self.epoch % train.save_every == 0:
+                    self.save(f"epoch_{self.epoch}")
+                    self.save("last")
+            self.save("final")
+        except KeyboardInterrupt:
+            self.save("interrupted")
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            if self.writer:
+                self.writer.close()
+
+    def _train_epoch(self, accumulate: int, max_steps: int | None) -> bool:
+        """Train one epoch from ``epoch_batches``; True if training must stop (signal or max_steps)."""
+        batch_size = self.config.data.batch_size
+        limit = self.config.train.steps_per_epoch * accumulate or math.ceil(
+            len(self.sampler.base) / batch_size
+        )
+        self.sampler.set_epoch(self.epoch, skip=self.epoch_batches * batch_size)
+        self.net.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        bar = tqdm(
+            total=limit,
+            initial=self.epoch_batches,
+            desc=f"epoch {self.epoch}",
+            unit="batch",
+            disable=not self.show_progress,
+            leave=False,
+        )
+        start, crops, pending = time.perf_counter(), 0, 0
+        lr = self.optimizer.param_groups[0]["lr"]
+        for batch in self.loader:
+            if self.epoch_batches >= limit:
+                break
+            pending += 1
+            last_of_group = pending == accumulate or self.epoch_batches + 1 >= limit
+            sync = contextlib.nullcontext() if last_of_group or not self.dist.enabled else self.net.no_sync()
+            with sync:
+                loss, parts = self._batch_loss(batch)
+                self.scaler.scale(loss / accumulate).backward()
+            self.epoch_batches += 1
+            crops += batch["image"].shape[0]
+            if not last_of_group:
+                continue
+            pending = 0
+            self._optimizer_step()
+            self.committed_batches = self.epoch_batches
+            rate = crops * self.dist.world_size / max(time.perf_counter() - start, 1e-9)
+            bar.update(accumulate)
+            bar.set_postfix(loss=f"{loss.item():.4f}", crops_s=f"{rate:.2f}", lr=f"{lr:.2e}")
+            if self.writer:
+                self.writer.add_scalar("train/loss", loss.item(), self.step)
+                self.writer.add_scalar("train/bce", parts["bce"], self.step)
+                self.writer.add_scalar("train/dice_loss", parts["dice"], self.step)
+                self.writer.add_scalar("train/lr", lr, self.step)
+                self.writer.add_scalar("train/crops_per_s", rate, self.step)
+            stop = self.stop_requested or (max_steps is not None and self.step >= max_steps)
+            if any_across(stop, self.dist):
+                bar.close()
+                return True
+        bar.close()
+        return False
+
+    def validate(self) -> dict[str, float]:
+        """Mean Dice per class over the validation cases (rank 0 computes, others wait)."""
+        results: dict[str, float] = {}
+        if self.dist.is_main and any(spec.val_cases for spec in self.config.datasets):
+            from training.evaluate import evaluate_cases
+
+            rows = evaluate_cases(
+                self.config, self.model, self.dist.device, nsd_tolerance_mm=None, amp_dtype=self.amp_dtype
+            )
+            by_class: dict[str, list[float]] = {}
+            for row in rows:
+                by_class.setdefault(row["class_key"], []).append(row["dice"])
+            results = {key: float(np.mean(values)) for key, values in by_class.items()}
+            if self.writer:
+                for key, value in results.items():
+                    self.writer.add_scalar(f"val_dice/{key}", value, self.epoch)
+                if results:
+                    self.writer.add_scalar(
+                        "val_dice/mean", float(np.mean(list(results.values()))), self.epoch
+                    )
+            tqdm.write(
+                f"epoch {self.epoch} validation Dice: "
+                + ", ".join(f"{k} {v:.3f}" for k, v in results.items())
+            )
+        barrier(self.dist)
+        return results
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n")[0])
+    parser.add_argument("config", help="training config (YAML or JSON); run training.prepare on it first")
+    parser.add_argument("--backbone", choices=["swinunetr", "unet"], help="override model.backbone")
+    parser.add_argument("--resume", help="training checkpoint to continue from (exact resume)")
+    parser.add_argument("--epochs", type=int, help="override train.epochs")
+    parser.add_argument(
+        "--max-steps", type=int, help="stop (and save 'last') after this many optimizer steps"
+    )
+    parser.add_argument("--device", help="cuda or cpu (default: cuda when available)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = load_config(
+        args.config, {"model": {"backbone": args.backbone}, "train": {"epochs": args.epochs}}
+    )
+    info = init_distributed(args.device)
+    try:
+        trainer = Trainer(config, info)
+        if args.resume:
+            trainer.resume(args.resume)
+        trainer.fit(max_steps=args.max_steps)
+    except KeyboardInterrupt:
+        print("Interrupted; checkpoint saved to", config.output_dir / "checkpoints" / "interrupted.pth")
+        return 130
+    finally:
+        cleanup(info)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
