@@ -28,8 +28,8 @@ from tqdm import tqdm
 from training.config import DatasetSpec, TrainingConfig, load_config
 from training.label_transfer import combination_map, expand_target
 
-# fork shares the already imported MONAI/torch with the workers (spawn would import them again per worker)
-_START_METHOD = "fork" if sys.platform.startswith("linux") else "spawn"
+# spawn, not fork: forking a process whose OpenMP threads were used (torch) can hang the workers
+_START_METHOD = "spawn"
 
 
 @dataclass(frozen=True)
@@ -178,7 +178,9 @@ def prepare(config: TrainingConfig, workers: int | None = None, show_progress: b
             bar.update()
     else:
         with ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context(_START_METHOD)
+            max_workers=workers,
+            mp_context=multiprocessing.get_context(_START_METHOD),
+            initializer=_init_worker,
         ) as pool:
             futures = {pool.submit(prepare_case, job): job for job in todo}
             for future in as_completed(futures):

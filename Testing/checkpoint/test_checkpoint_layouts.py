@@ -114,6 +114,18 @@ def test_our_format_round_trips_with_metadata(tmp_path):
     assert raw["metadata"]["backbone"] == "unet" and "version" in raw["metadata"]
 
 
+def test_model_extended_after_loading_saves_its_new_classes(tmp_path):
+    path = write_random_checkpoint(tmp_path / "official.pth", backbone="unet")
+    model = load_model(path)
+    grown = torch.cat([model.organ_embedding, torch.randn(1, 512)])
+    model.register_buffer("organ_embedding", grown)
+    model.num_classes, model.class_names = 33, [*model.class_names, "Thyroid"]
+    reloaded = load_model(save_checkpoint(model, tmp_path / "extended.pth"))
+    assert reloaded.num_classes == 33 and reloaded.class_names[-1] == "Thyroid"
+    assert reloaded.metadata["class_names"] == reloaded.class_names
+    assert torch.equal(reloaded.organ_embedding, grown)
+
+
 def test_rand_embedding_checkpoint_round_trips(tmp_path):
     model = random_model("unet", seed=9, encoding="rand_embedding")
     path = save_checkpoint(model, tmp_path / "rand.pth")

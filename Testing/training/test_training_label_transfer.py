@@ -55,7 +55,7 @@ def test_combination_map_multilabel_split_and_not_annotated():
 
 def test_prepare_real_ct_splits_kidneys_like_the_reference(ct_dir, tmp_path):
     config = make_config(ct_dir, tmp_path)
-    jobs = prepare(config, workers=2, show_progress=False)  # forked process pool
+    jobs = prepare(config, workers=2, show_progress=False)  # process pool
     assert len(jobs) == 4
     kidneys = case_jobs(config, config.dataset("B"))[0]
     with np.load(kidneys.output + ".npz") as data:

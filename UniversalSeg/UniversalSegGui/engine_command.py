@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-SPEED_MODES = ("faithful", "fast")
+SPEED_MODES = ("faithful", "balanced", "fast")  # as UniversalSegLib.inference.speed
 DEVICES = ("auto", "cpu")
 
 
@@ -22,8 +22,8 @@ class SegmentOptions:
         classes: class keys to segment.
         model: catalog model name (``swinunetr`` or ``unet``).
         device: ``auto`` (GPU when there is one) or ``cpu``.
-        speed: ``faithful`` (official settings: overlap 0.5, fp32) or ``fast`` (overlap 0.25, and
-            half precision with 2 windows per pass on a GPU).
+        speed: ``faithful`` (official settings: overlap 0.5, fp32), ``balanced`` or ``fast``; passed to the
+            engine as ``--speed``, which picks the settings for the device it runs on (docs/speed.md).
         weights: a checkpoint file to use instead of the cached download.
         accept_license: the user accepted the weights license.
     """
@@ -75,11 +75,7 @@ def segment_arguments(input_path: str | Path, output_path: str | Path, options: 
         arguments += ["--weights", str(options.weights)]
     if options.accept_license:
         arguments.append("--accept-license")
-    if options.speed == "fast":
-        arguments += ["--overlap", "0.25"]
-        if options.device != "cpu":
-            arguments += ["--precision", "fp16", "--sw-batch-size", "2"]
-    return arguments
+    return arguments + ["--speed", options.speed]
 
 
 def download_arguments(model: str, accept_license: bool) -> list[str]:

@@ -1,8 +1,9 @@
-"""Rough run-time estimate before a CPU run, and a warning for small GPUs.
+"""Run-time estimate before a CPU run, and a warning for small GPUs.
 
 The engine resamples to 1.5 mm and slides 96-voxel windows; the run time is about
-``windows x seconds per window``. The seconds per window default to rough CPU figures per
-backbone; :func:`estimate_seconds` accepts a measured value (the hook for a probe run).
+``windows x seconds per window``. :func:`estimate_for_speed` uses the engine's own estimator
+(``UniversalSegLib.inference.estimate``: the speed mode's settings, the seconds per window measured by the
+last run or probe on this machine, else its table); :func:`estimate_seconds` is the torch-free fallback.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 
 TARGET_SPACING_MM = 1.5
 ROI_SIZE = 96
-#: Rough seconds per 96^3 window on a desktop CPU (measured 11-14 s on 2 cores for Swin UNETR).
-CPU_SECONDS_PER_WINDOW: dict[str, float] = {"swinunetr": 6.0, "unet": 3.0}
+#: fp32 seconds per 96^3 window measured on a 2-core CPU (docs/speed.md); the fallback without the engine.
+CPU_SECONDS_PER_WINDOW: dict[str, float] = {"swinunetr": 13.0, "unet": 12.0}
 MIN_GPU_MEMORY_BYTES = 8 * 1024**3
 
 
@@ -54,6 +55,35 @@ def estimate_seconds(
         seconds_per_window if seconds_per_window is not None else CPU_SECONDS_PER_WINDOW.get(model, 6.0)
     )
     return TimeEstimate(window_count(dimensions, spacing, overlap), per_window)
+
+
+def estimate_for_speed(
+    dimensions: Sequence[int],
+    spacing: Sequence[float],
+    model: str = "swinunetr",
+    speed: str = "faithful",
+    device: str = "cpu",
+) -> TimeEstimate:
+    """The engine's estimate for a speed mode on ``device`` (``cpu`` or ``auto``), without a probe run.
+
+    Uses the whole volume (the engine also crops to the body, so this errs on the long side). Falls
+    back to :func:`estimate_seconds` with the mode's CPU overlap when the engine cannot be imported
+    (torch not installed yet).
+    """
+    try:
+        from UniversalSegLib.inference import estimate
+        from UniversalSegLib.inference.device import resolve_device
+        from UniversalSegLib.inference.speed import speed_preset
+    except ImportError:
+        overlap = {"faithful": 0.5, "balanced": 0.5, "fast": 0.0}.get(speed, 0.5)
+        return estimate_seconds(dimensions, spacing, model, overlap)
+    device_type = resolve_device(device).type
+    preset = speed_preset(speed, device_type)
+    extent = [abs(float(space)) * int(size) for size, space in zip(dimensions, spacing, strict=True)]
+    result = estimate.estimate_run(
+        extent, model, device_type, preset.precision, preset.overlap, preset.sw_batch_size
+    )
+    return TimeEstimate(result.windows, result.seconds / max(result.windows, 1))
 
 
 def gpu_memory_warning(total_bytes: int | None, name: str = "GPU") -> str:

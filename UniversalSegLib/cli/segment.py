@@ -25,6 +25,7 @@ LABELMAP_EXTENSIONS: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".mha")
 SEGMENTATION_EXTENSION = ".seg.nrrd"
 STATISTICS_EXTENSIONS: tuple[str, ...] = (".json", ".csv")
 MODEL_NAMES: tuple[str, ...] = ("swinunetr", "unet")
+SPEED_MODES: tuple[str, ...] = ("faithful", "balanced", "fast")  # UniversalSegLib.inference.speed
 
 
 @dataclass
@@ -36,6 +37,7 @@ class SegmentJob:
     classes: list[int]
     options: object  # UniversalSegLib.inference.InferenceOptions
     model_name: str = "swinunetr"
+    speed: str = "faithful"
     weights: Path | None = None
     backbone: str | None = None
     masks_dir: Path | None = None
@@ -75,7 +77,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--no-postprocess", action="store_true", help="skip the official post-processing")
-    parser.add_argument("--overlap", type=float, default=0.5, help="sliding-window overlap in [0, 1) (0.5)")
+    parser.add_argument(
+        "--speed",
+        choices=SPEED_MODES,
+        default="faithful",
+        help="faithful (default: official settings, the published numbers), balanced (bf16 on CPUs that "
+        "support it / fp16 on GPUs; Dice >= 0.99 vs faithful) or fast (also less window overlap; "
+        "Dice >= 0.97 vs faithful). See docs/speed.md",
+    )
+    parser.add_argument(
+        "--overlap", type=float, help="sliding-window overlap in [0, 1) (default: from --speed, 0.5 faithful)"
+    )
     parser.add_argument(
         "--blend",
         choices=("gaussian", "gaussian_monai", "constant"),
@@ -83,10 +95,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="window blending",
     )
     parser.add_argument(
-        "--sw-batch-size", type=int, default=1, metavar="N", help="windows per forward pass (1)"
+        "--sw-batch-size", type=int, metavar="N", help="windows per forward pass (default: from --speed)"
     )
     parser.add_argument(
-        "--precision", choices=("fp32", "bf16", "fp16"), default="fp32", help="compute precision"
+        "--precision", choices=("fp32", "bf16", "fp16"), help="compute precision (default: from --speed)"
     )
     parser.add_argument(
         "--accept-license", action="store_true", help="accept the weights license (CC BY-NC-ND)"
@@ -112,16 +124,17 @@ def run(args: argparse.Namespace) -> int:
 def job_from_args(args: argparse.Namespace) -> SegmentJob:
     """Validate the arguments (classes, options, paths) and build a :class:`SegmentJob`."""
     from UniversalSegLib.inference.errors import InferenceError
-    from UniversalSegLib.inference.options import InferenceOptions
+    from UniversalSegLib.inference.speed import options_for_speed
 
     classes = select_classes(args.classes, args.preset)
     with fail_with(ExitCode.USAGE, "invalid option", (InferenceError, ValueError, TypeError)):
-        options = InferenceOptions(
+        options = options_for_speed(
+            args.speed,
+            args.device,
             overlap=args.overlap,
-            blend=args.blend,
-            sw_batch_size=args.sw_batch_size,
             precision=args.precision,
-            device=args.device,
+            sw_batch_size=args.sw_batch_size,
+            blend=args.blend,
             postprocess=not args.no_postprocess,
             roi_size=args.roi_size,
         )
@@ -131,6 +144,7 @@ def job_from_args(args: argparse.Namespace) -> SegmentJob:
         classes=classes,
         options=options,
         model_name=args.model or "swinunetr",
+        speed=args.speed,
         weights=Path(args.weights).expanduser() if args.weights else None,
         backbone=args.model,
         masks_dir=Path(args.masks_dir).expanduser() if args.masks_dir else None,
@@ -272,12 +286,15 @@ def _execute(job: SegmentJob, printer: ProgressPrinter, cancel: threading.Event)
     from UniversalSegLib.inference import segment
     from UniversalSegLib.inference.errors import InferenceError
 
+    _announce_estimate(job, image, model, reporter)
+    _check_cancel(cancel)
     with (
         _timed(timings, "segment"),
         fail_with(ExitCode.INPUT, "cannot segment this image", (InferenceError,)),
     ):
         result = segment(image, model, job.classes, job.options, reporter, cancel)
     job.engine_timings = dict(getattr(result, "timings", {}) or {})
+    _record_rate(job, model, result)
     _check_cancel(cancel)
 
     masks = {index: result.masks[index] for index in job.classes if index in result.masks}
@@ -299,6 +316,65 @@ def _execute(job: SegmentJob, printer: ProgressPrinter, cancel: threading.Event)
             print(table, flush=True)
         else:
             logger.info("Statistics:\n%s", table)
+
+
+def _announce_estimate(job: SegmentJob, image, model, reporter) -> None:
+    """Log ``Estimated time: about N min on CPU (W windows)`` (and send it as a progress message).
+
+    Seconds per window come from the last run on this machine, else a quick probe (cached), else a table.
+    An estimate that cannot be made (an unusual predictor, an unavailable device) is skipped silently.
+    """
+    from UniversalSegLib.inference import estimate
+    from UniversalSegLib.inference.device import resolve_device
+
+    options = job.options
+    try:
+        device = resolve_device(options.device)
+        backbone = getattr(model, "backbone_name", job.model_name)
+        probe_size = min(estimate.PROBE_SIZE, options.roi_size)
+
+        def probe() -> float:
+            seconds = estimate.probe_seconds_per_window(
+                model, device, options.precision, options.sw_batch_size, probe_size
+            )
+            return seconds * (estimate.ROI_SIZE / options.roi_size) ** 3  # the table's 96³ unit
+
+        result = estimate.estimate_run(
+            estimate.foreground_extent_mm(image),
+            backbone,
+            device.type,
+            options.precision,
+            options.overlap,
+            options.sw_batch_size,
+            options.roi_size,
+            probe,
+        )
+    except Exception as exc:  # noqa: BLE001 - an estimate is a courtesy, never a reason to fail
+        logger.debug("no time estimate: %s", exc)
+        return
+    message = f"Estimated time: {result.describe()}"
+    logger.info(
+        "%s [speed %s; per window %.2f s from %s]",
+        message,
+        job.speed,
+        result.seconds_per_window,
+        result.source,
+    )
+    reporter("load", message=message)
+
+
+def _record_rate(job: SegmentJob, model, result) -> None:
+    """Remember this run's network seconds per 96³ window for the next estimate."""
+    from UniversalSegLib.inference import estimate
+
+    windows = int(getattr(result, "windows", 0) or 0)
+    network = float((getattr(result, "timings", {}) or {}).get("network", 0.0))
+    device = str(getattr(result, "device", "") or "cpu").split(":")[0]
+    if windows and network > 0:
+        options = job.options
+        per_96 = network * (estimate.ROI_SIZE / options.roi_size) ** 3
+        backbone = getattr(model, "backbone_name", job.model_name)
+        estimate.record_run(backbone, device, options.precision, options.sw_batch_size, per_96, windows)
 
 
 def _weights_path(job: SegmentJob, printer: ProgressPrinter, cancel: threading.Event) -> Path:

@@ -52,6 +52,16 @@ def autocast_context(device: torch.device, precision: str) -> contextlib.Abstrac
     return torch.autocast(device_type=device.type, dtype=_AUTOCAST_DTYPES[precision])
 
 
+def precision_for_device(precision: str, device: torch.device) -> str:
+    """The precision to run on ``device``: fp16 on a CPU becomes bf16 where the CPU has native bf16
+    (fp16 has no fast CPU kernels), else fp32."""
+    if device.type != "cpu" or precision != "fp16":
+        return precision
+    from .speed import cpu_has_fast_bf16
+
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` is an out-of-memory error of CUDA, MPS or the CPU allocator."""
     if isinstance(error, torch.cuda.OutOfMemoryError):

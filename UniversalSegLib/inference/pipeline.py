@@ -14,7 +14,7 @@ import SimpleITK as sitk  # noqa: N813
 import torch
 
 from ..progress import ProgressCallback, ProgressReporter
-from .device import Attempt, fallback_attempts, resolve_device, run_with_oom_fallback
+from .device import Attempt, fallback_attempts, precision_for_device, resolve_device, run_with_oom_fallback
 from .errors import InferenceError, SegmentationCancelled
 from .geometry import check_ct_image
 from .options import InferenceOptions
@@ -33,14 +33,23 @@ class SegmentationResult:
     Attributes:
         masks: official class index → uint8 0/1 image exactly on the input grid.
         classes: the requested class indices, in the order asked.
-        timings: seconds per stage (``preprocess``, ``inference``, ``postprocess``, ``resample``, ``total``).
+        timings: seconds per stage (``preprocess``, ``inference``, ``postprocess``, ``resample``, ``total``);
+            ``network`` is the part of ``inference`` spent inside the model's forward passes (the rest of
+            ``inference`` is padding, blending and thresholding).
         warnings: things the user should know (device fallback, skipped post-processing rules).
+        windows: sliding windows run.
+        device: the device the windows ran on (after any out-of-memory fallback).
+        probabilities: only with ``keep_probabilities=True``: class index → float16 sigmoid probabilities
+            on the model grid (1.5 mm RAS, cropped), before post-processing.
     """
 
     masks: dict[int, sitk.Image]
     classes: list[int]
     timings: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    windows: int = 0
+    device: str = ""
+    probabilities: dict[int, np.ndarray] | None = None
 
 
 def model_class_count(model: object) -> int | None:
@@ -140,11 +149,23 @@ def _predict_masks(
     reporter: ProgressReporter,
     cancel: threading.Event | None,
     warnings: list[str],
+    stats: dict[str, float],
+    probabilities: dict[int, np.ndarray] | None = None,
 ) -> dict[int, np.ndarray]:
-    """Sliding window on the best device that has the memory, then ``sigmoid > 0.5`` per class."""
+    """Sliding window on the best device that has the memory, then ``sigmoid > 0.5`` per class.
+
+    ``stats`` receives ``network`` seconds and ``windows``; ``probabilities`` (when given) the float16
+    probabilities. One channel at a time is turned into a mask, so no extra full-volume float copy of
+    all channels is made.
+    """
     channels = [index - 1 for index in computed]
 
     def run(attempt: Attempt) -> dict[int, np.ndarray]:
+        precision = precision_for_device(options.precision, attempt.device)
+        if precision != options.precision:
+            warnings.append(f"precision {options.precision} is not used on {attempt.device}; ran {precision}")
+        stats.clear()
+        stats["device"] = attempt.device
         with _model_prepared(model, attempt.device, attempt.sw_batch_size):
             logits = sliding_window_logits(
                 prepared.tensor[None],
@@ -155,13 +176,18 @@ def _predict_masks(
                 blend=options.blend,
                 sw_batch_size=attempt.sw_batch_size,
                 device=attempt.device,
-                precision=options.precision,
+                precision=precision,
                 on_window=lambda done, total: reporter("inference", done, total),
                 cancel=cancel,
+                stats=stats,
             )
             masks = {}
             for position, index in enumerate(computed):
-                masks[index] = (torch.sigmoid(logits[0, position]) > 0.5).cpu().numpy()
+                probability = torch.sigmoid(logits[0, position])
+                masks[index] = (probability > 0.5).cpu().numpy()
+                if probabilities is not None:
+                    probabilities[index] = probability.to(torch.float16).cpu().numpy()
+                del probability
             del logits
             return masks
 
@@ -176,6 +202,7 @@ def segment(
     options: InferenceOptions | None = None,
     progress: ProgressCallback | ProgressReporter | None = None,
     cancel: threading.Event | None = None,
+    keep_probabilities: bool = False,
 ) -> SegmentationResult:
     """Segment ``classes`` in a CT.
 
@@ -187,6 +214,7 @@ def segment(
         options: see :class:`InferenceOptions`.
         progress: a ``ProgressEvent`` callback or a :class:`ProgressReporter`.
         cancel: set it from another thread to stop; :class:`SegmentationCancelled` is raised.
+        keep_probabilities: also return the probabilities of the computed classes (benchmarks, studies).
 
     Returns:
         :class:`SegmentationResult` with one uint8 mask per requested class on the input grid.
@@ -217,8 +245,13 @@ def segment(
 
         _check_cancel(cancel, "inference")
         stage_start = time.perf_counter()
-        masks = _predict_masks(prepared, model, computed, options, reporter, cancel, warnings)
+        stats: dict = {}
+        probabilities: dict[int, np.ndarray] | None = {} if keep_probabilities else None
+        masks = _predict_masks(
+            prepared, model, computed, options, reporter, cancel, warnings, stats, probabilities
+        )
         timings["inference"] = time.perf_counter() - stage_start
+        timings["network"] = float(stats.get("network", 0.0))
 
         _check_cancel(cancel, "post-processing")
         stage_start = time.perf_counter()
@@ -239,4 +272,12 @@ def segment(
     logger.info("segmentation timings (s): %s", {k: round(v, 3) for k, v in timings.items()})
     for message in warnings:
         logger.warning(message)
-    return SegmentationResult(masks=output, classes=requested, timings=timings, warnings=warnings)
+    return SegmentationResult(
+        masks=output,
+        classes=requested,
+        timings=timings,
+        warnings=warnings,
+        windows=int(stats.get("windows", 0)),
+        device=str(stats.get("device", "")),
+        probabilities=probabilities,
+    )

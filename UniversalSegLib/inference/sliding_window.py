@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -59,12 +60,24 @@ class _WindowRunner:
         self.device, self.precision = device, precision
         self.total, self.done = total, 0
         self.on_window, self.cancel = on_window, cancel
+        self.network_seconds = 0.0
+        self.channels_last = False
+
+    def _synchronize(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
 
     def __call__(self, window: torch.Tensor) -> torch.Tensor:
         if self.cancel is not None and self.cancel.is_set():
             raise SegmentationCancelled(f"cancelled after {self.done} of {self.total} windows")
+        if self.channels_last:
+            window = window.contiguous(memory_format=torch.channels_last_3d)
+        self._synchronize()
+        start = time.perf_counter()
         with autocast_context(self.device, self.precision):
             logits = self.predictor(window, channels=self.channels)
+        self._synchronize()
+        self.network_seconds += time.perf_counter() - start
         if logits.shape[0] != window.shape[0] or logits.shape[1] != len(self.channels):
             raise InferenceError(
                 f"the model returned logits of shape {tuple(logits.shape)} for {window.shape[0]} window(s) "
@@ -89,6 +102,7 @@ def sliding_window_logits(
     precision: str = "fp32",
     on_window: WindowCallback | None = None,
     cancel: threading.Event | None = None,
+    stats: dict[str, float] | None = None,
 ) -> torch.Tensor:
     """Blended logits of ``channels`` over the whole image.
 
@@ -102,6 +116,8 @@ def sliding_window_logits(
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``.
         on_window: called with ``(windows done, total windows)`` after each forward pass.
         cancel: when set, :class:`SegmentationCancelled` is raised before the next forward pass.
+        stats: when given, receives ``network`` (seconds inside the predictor, device-synchronised) and
+            ``windows`` (windows run).
 
     Returns:
         ``[1, len(channels), X, Y, Z]`` float32 logits on ``device``.
@@ -119,17 +135,36 @@ def sliding_window_logits(
     if on_window is not None:
         on_window(0, total)
     weights = window_weight_map(blend, roi).to(device)
-    with torch.inference_mode():
-        return sliding_window_inference(
-            image.to(device=device, dtype=torch.float32),
-            roi,
-            sw_batch_size,
-            runner,
-            overlap=overlap,
-            mode="constant" if blend == "constant" else "gaussian",
-            padding_mode="constant",
-            cval=0.0,
-            sw_device=device,
-            device=device,
-            roi_weight_map=weights[None, None],
-        )
+    try:
+        with torch.inference_mode():
+            return _blend_windows(image, roi, sw_batch_size, runner, overlap, blend, device, weights)
+    finally:
+        if stats is not None:
+            stats["network"] = stats.get("network", 0.0) + runner.network_seconds
+            stats["windows"] = stats.get("windows", 0.0) + runner.done
+
+
+def _blend_windows(
+    image: torch.Tensor,
+    roi: list[int],
+    sw_batch_size: int,
+    runner: _WindowRunner,
+    overlap: float,
+    blend: str,
+    device: torch.device,
+    weights: torch.Tensor,
+) -> torch.Tensor:
+    """MONAI's sliding window with the given weight map, windows and output on ``device``."""
+    return sliding_window_inference(
+        image.to(device=device, dtype=torch.float32),
+        roi,
+        sw_batch_size,
+        runner,
+        overlap=overlap,
+        mode="constant" if blend == "constant" else "gaussian",
+        padding_mode="constant",
+        cval=0.0,
+        sw_device=device,
+        device=device,
+        roi_weight_map=weights[None, None],
+    )

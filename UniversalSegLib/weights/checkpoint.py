@@ -301,26 +301,30 @@ def save_checkpoint(
     """
     from UniversalSegLib import __version__
 
-    inherited = {key: value for key, value in model.metadata.items() if key not in ("path", "source_format")}
+    state_dict = _cpu_state_dict(model)
+    embedding = state_dict.get("organ_embedding", state_dict.get("organ_embedding.weight"))
+    num_classes = int(embedding.shape[0]) if embedding is not None else model.num_classes
+    derived = ("path", "source_format", "class_names", "num_classes", "backbone", "encoding", "version")
+    inherited = {key: value for key, value in model.metadata.items() if key not in derived}
     info: dict[str, Any] = {
         "prompt_template": OFFICIAL_PROMPT_TEMPLATE,
         "embedding_source": "checkpoint",
         **inherited,
+        "class_names": list(model.class_names),
         **metadata,
         "backbone": model.backbone_name,
         "encoding": model.encoding,
-        "num_classes": model.num_classes,
+        "num_classes": num_classes,
         "version": __version__,
     }
-    info.setdefault("class_names", list(model.class_names))
-    if len(info["class_names"]) != model.num_classes:
+    if len(info["class_names"]) != num_classes:
         raise ValueError(
-            f"class_names has {len(info['class_names'])} names but the model has {model.num_classes}"
+            f"class_names has {len(info['class_names'])} names but the model has {num_classes} classes"
         )
     payload = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "state_dict": _cpu_state_dict(model),
+        "state_dict": state_dict,
         "metadata": info,
     }
     return _atomic_save(payload, Path(path), overwrite)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# GPU check of the speed modes and of training throughput, in about 4 minutes on an H100/H200.
+#
+# Usage (from the repository root, torch + CUDA and our dependencies installed):
+#     bash benchmarks/gpu_check.sh CT_PATH [OUT_DIR]
+# CT_PATH: a CT file (e.g. a copy of ../shared/data/ct/totalseg_example/example_ct.nii.gz carried to the
+# machine); it is resampled to 0.8 mm isotropic (an abdomen-sized input, 80 windows faithful at 1.5 mm).
+# OUT_DIR: where the tables and JSON go (default: $OUT, else /tmp/gpu_check).
+# Each step has its own time limit, so one slow step cannot eat the others' time.
+set -uo pipefail
+CT="${1:?usage: bash benchmarks/gpu_check.sh CT_PATH [OUT_DIR]}"
+OUT_DIR="${2:-${OUT:-/tmp/gpu_check}}"
+PYTHON="${PYTHON:-python3}"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
+mkdir -p "$OUT_DIR"
+cd "$REPO_ROOT" || exit 1
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT_DIR/gpu.txt"
+"$PYTHON" -c "import torch, monai; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'monai', monai.__version__)" \
+    | tee -a "$OUT_DIR/gpu.txt"
+
+for backbone in swinunetr unet; do
+    echo "== speed modes, $backbone, CUDA, $(basename "$CT") at 0.8 mm"
+    timeout 100 "$PYTHON" benchmarks/speed_modes.py --device cuda --backbone "$backbone" --ct "$CT" \
+        --resample-mm 0.8 --modes faithful balanced fast --json-out "$OUT_DIR/speed_$backbone.json" \
+        2>&1 | tee "$OUT_DIR/speed_$backbone.txt"
+done
+
+if [ -f benchmarks/training_throughput.py ]; then
+    echo "== training throughput, CUDA, roi 96, bf16 autocast"
+    timeout 60 "$PYTHON" benchmarks/training_throughput.py --devices cuda --iterations 3 --batch 2 \
+        --backbones unet swinunetr 2>&1 | tee "$OUT_DIR/training_throughput.txt"
+fi

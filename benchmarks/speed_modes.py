@@ -1,0 +1,355 @@
+"""Speed modes side by side on a real CT: time, memory and fidelity against ``faithful``, in one run.
+
+Each mode runs ``segment`` in a fresh child process (so peak RSS / GPU memory is that mode's own), timed
+end to end inside the child: read the image → masks on the input grid. The child saves the float16
+probabilities of the selected classes (model grid) and the masks (input grid); the parent compares every
+mode with ``faithful`` and prints one table:
+
+mode, settings, windows, end-to-end seconds, speed-up vs faithful, share of time outside the network,
+peak RSS (and peak GPU memory on CUDA), max |Δ probability|, min / mean per-class Dice of the masks, and
+the fraction of voxels that differ (over all selected classes).
+
+Weights: ``--weights`` for a real checkpoint; otherwise the seeded random-init model with a per-class
+affine calibration of the logits (measured once on the CT's centre window at fp32) so that the masks have
+spatial structure (about 30% of voxels > 0.5) instead of being all-on or all-off. The calibration is the
+same in every mode, so the differences come from the mode alone.
+
+Usage::
+
+    python benchmarks/speed_modes.py [--ct CT] [--backbone swinunetr] [--modes faithful balanced fast]
+        [--device cpu|cuda] [--resample-mm 0.8] [--classes 1 2 3 6 7 8 9 11] [--json-out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # UniversalSegLib without an install (device machines)
+DEFAULT_CT = REPO_ROOT.parent / "shared" / "data" / "ct" / "totalseg_example" / "example_ct_sm.nii.gz"
+#: spleen, kidney R/L, liver, stomach, aorta, IVC, pancreas: the organs TotalSegmentator labels in the CT.
+DEFAULT_CLASSES = (1, 2, 3, 6, 7, 8, 9, 11)
+POSITIVE_SHARE = 0.3
+LOGIT_SPREAD = 4.0
+SEED = 0
+
+
+# ----------------------------------------------------------------------------------------------- model
+
+
+def build_model(backbone: str, weights: Path | None, calibration: Path | None):
+    """The real model from ``weights``, or the seeded random-init model (calibrated when given)."""
+    import torch
+
+    if weights is not None:
+        from UniversalSegLib.weights.checkpoint import load_model
+
+        return load_model(weights, backbone=backbone)
+    from UniversalSegLib.model import UniversalModel
+
+    torch.manual_seed(SEED)
+    model = UniversalModel(backbone).eval()
+    if calibration is None:
+        return model
+    values = json.loads(calibration.read_text())
+    return CalibratedModel(model, values["scale"], values["shift"])
+
+
+def _calibrated_class():
+    import torch
+
+    class _Calibrated(torch.nn.Module):
+        """``scale[c] · logits + shift[c]`` per output channel: structured masks from random weights."""
+
+        def __init__(self, model: torch.nn.Module, scale: list[float], shift: list[float]) -> None:
+            super().__init__()
+            self.model = model
+            self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32))
+            self.register_buffer("shift", torch.tensor(shift, dtype=torch.float32))
+            self.num_classes = model.num_classes
+
+        @property
+        def per_sample_norm(self) -> bool:
+            return self.model.per_sample_norm
+
+        @per_sample_norm.setter
+        def per_sample_norm(self, value: bool) -> None:
+            self.model.per_sample_norm = value
+
+        def forward(self, x: torch.Tensor, channels=None) -> torch.Tensor:
+            logits = self.model(x, channels=channels)
+            index = torch.as_tensor(list(channels), device=x.device)
+            scale = self.scale.index_select(0, index)[None, :, None, None, None]
+            shift = self.shift.index_select(0, index)[None, :, None, None, None]
+            return logits * scale.to(logits.dtype) + shift.to(logits.dtype)
+
+    return _Calibrated
+
+
+def CalibratedModel(model, scale, shift):  # noqa: N802 - a class built lazily (torch imported in children)
+    return _calibrated_class()(model, scale, shift)
+
+
+def calibrate(ct: Path, backbone: str, out: Path) -> None:
+    """Per-class scale/shift so ~30% of the centre window is > 0.5 and the logits span ±4 (fp32, CPU)."""
+    import torch
+
+    from UniversalSegLib.inference.preprocessing import preprocess
+    from UniversalSegLib.io import read_image
+
+    volume = preprocess(read_image(ct)).tensor[0]
+    size = 64
+    window = torch.zeros(size, size, size)
+    starts = [max(0, (n - size) // 2) for n in volume.shape]
+    piece = volume[tuple(slice(s, s + size) for s in starts)]
+    window[tuple(slice(0, n) for n in piece.shape)] = piece
+    model = build_model(backbone, None, None)
+    with torch.inference_mode():
+        logits = model(window[None, None])[0].flatten(1)
+    high = torch.quantile(logits, 1 - POSITIVE_SHARE, dim=1)
+    low = torch.quantile(logits, 0.05, dim=1)
+    scale = LOGIT_SPREAD / (high - low).clamp(min=1e-6)
+    shift = -high * scale
+    out.write_text(json.dumps({"scale": scale.tolist(), "shift": shift.tolist()}))
+
+
+# ----------------------------------------------------------------------------------------------- child
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process (VmHWM, else ru_maxrss)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1024**2
+
+
+def run_child(args: argparse.Namespace) -> None:
+    """One mode: segment, save probabilities/masks, print one JSON line."""
+    import SimpleITK as sitk  # noqa: N813
+    import torch
+
+    from UniversalSegLib.inference import segment
+    from UniversalSegLib.inference.speed import options_for_speed
+    from UniversalSegLib.io import read_image
+
+    model = build_model(args.backbone, args.weights, args.calibration)
+    options = options_for_speed(args.child, args.device, roi_size=args.roi_size)
+    cuda = options.device.startswith("cuda")
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    image = read_image(args.ct)
+    result = segment(image, model, list(args.classes), options, keep_probabilities=True)
+    if cuda:
+        torch.cuda.synchronize()
+    total = time.perf_counter() - start
+    out = args.work / args.child
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(out / "probabilities.npz", **{str(k): result.probabilities[k] for k in result.classes})
+    masks = {k: sitk.GetArrayViewFromImage(result.masks[k]) for k in result.classes}
+    np.savez(out / "masks.npz", **{str(k): np.packbits(m > 0) for k, m in masks.items()})
+    np.save(out / "mask_shape.npy", np.array(next(iter(masks.values())).shape))
+    row = {
+        "mode": args.child,
+        "precision": options.precision,
+        "overlap": options.overlap,
+        "sw_batch_size": options.sw_batch_size,
+        "device": result.device,
+        "windows": result.windows,
+        "total_s": total,
+        "read_s": total - result.timings["total"],
+        "network_s": result.timings["network"],
+        "timings": result.timings,
+        "peak_rss_mib": peak_rss_mib(),
+        "threads": torch.get_num_threads(),
+    }
+    if cuda:
+        row["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 1024**2
+        row["peak_gpu_reserved_mib"] = torch.cuda.max_memory_reserved() / 1024**2
+        row["gpu"] = torch.cuda.get_device_name()
+    print("SPEED_MODE_ROW " + json.dumps(row), flush=True)
+
+
+# ---------------------------------------------------------------------------------------------- parent
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = int(a.sum()) + int(b.sum())
+    return 1.0 if total == 0 else 2.0 * int(np.logical_and(a, b).sum()) / total
+
+
+def compare(work: Path, mode: str, reference: str = "faithful") -> dict:
+    """Fidelity of ``mode`` against ``reference``: max |Δp|, per-class Dice, share of differing voxels."""
+    with (
+        np.load(work / mode / "probabilities.npz") as probs,
+        np.load(work / reference / "probabilities.npz") as ref_probs,
+        np.load(work / mode / "masks.npz") as masks,
+        np.load(work / reference / "masks.npz") as ref_masks,
+    ):
+        max_dp = max(
+            float(np.abs(probs[k].astype(np.float32) - ref_probs[k].astype(np.float32)).max()) for k in probs
+        )
+        voxels_per_class = int(np.prod(np.load(work / reference / "mask_shape.npy")))
+        dices, differing, positive = {}, 0, {}
+        for key in masks:
+            mask = np.unpackbits(masks[key], count=voxels_per_class).astype(bool)
+            ref_mask = np.unpackbits(ref_masks[key], count=voxels_per_class).astype(bool)
+            dices[int(key)] = dice(mask, ref_mask)
+            differing += int(np.count_nonzero(mask != ref_mask))
+            positive[int(key)] = float(ref_mask.mean())
+        voxels = voxels_per_class * len(dices)
+    return {
+        "max_abs_dprob": max_dp,
+        "dice": dices,
+        "min_dice": min(dices.values()),
+        "mean_dice": float(np.mean(list(dices.values()))),
+        "differing_fraction": differing / voxels,
+        "reference_positive_share": positive,
+    }
+
+
+def resampled_ct(ct: Path, spacing_mm: float, work: Path) -> Path:
+    """``ct`` resampled (linear) to ``spacing_mm`` isotropic, written to ``work``."""
+    import SimpleITK as sitk  # noqa: N813
+
+    image = sitk.ReadImage(str(ct))
+    size = [
+        max(1, round(n * s / spacing_mm)) for n, s in zip(image.GetSize(), image.GetSpacing(), strict=True)
+    ]
+    resampled = sitk.Resample(
+        image,
+        size,
+        sitk.Transform(),
+        sitk.sitkLinear,
+        image.GetOrigin(),
+        (spacing_mm,) * 3,
+        image.GetDirection(),
+        -1024,
+        sitk.sitkInt16,
+    )
+    path = work / f"ct_{spacing_mm:g}mm.nii.gz"
+    sitk.WriteImage(resampled, str(path), useCompression=False)
+    return path
+
+
+def run_mode(args: argparse.Namespace, mode: str, ct: Path, calibration: Path | None) -> dict:
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        mode,
+        "--ct",
+        str(ct),
+        "--backbone",
+        args.backbone,
+        "--device",
+        args.device,
+        "--work",
+        str(args.work),
+        "--roi-size",
+        str(args.roi_size),
+        "--classes",
+        *map(str, args.classes),
+    ]
+    if args.weights:
+        command += ["--weights", str(args.weights)]
+    if calibration:
+        command += ["--calibration", str(calibration)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO_ROOT)
+    rows = [line for line in result.stdout.splitlines() if line.startswith("SPEED_MODE_ROW ")]
+    if result.returncode != 0 or not rows:
+        raise RuntimeError(f"mode {mode} failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
+    return json.loads(rows[-1].split(" ", 1)[1])
+
+
+def format_table(rows: list[dict], cuda: bool) -> str:
+    header = (
+        f"{'mode':<9} {'settings':<22} {'win':>4} {'e2e s':>8} {'speed-up':>8} {'outside':>8} {'RSS MiB':>8}"
+        + (f" {'GPU MiB':>8}" if cuda else "")
+        + f" {'max|Δp|':>8} {'minDice':>8} {'meanDice':>8} {'differ':>8}"
+    )
+    lines = [header, "-" * len(header)]
+    base = next(row["total_s"] for row in rows if row["mode"] == "faithful")
+    for row in rows:
+        settings = f"{row['precision']} ov{row['overlap']:g} b{row['sw_batch_size']}"
+        outside = 1 - row["network_s"] / row["total_s"]
+        lines.append(
+            f"{row['mode']:<9} {settings:<22} {row['windows']:>4} {row['total_s']:>8.1f} "
+            f"{base / row['total_s']:>7.2f}x {outside:>8.1%} {row['peak_rss_mib']:>8.0f}"
+            + (f" {row.get('peak_gpu_mib', 0):>8.0f}" if cuda else "")
+            + f" {row['max_abs_dprob']:>8.4f} {row['min_dice']:>8.4f} {row['mean_dice']:>8.4f}"
+            f" {row['differing_fraction']:>8.4%}"
+        )
+    for row in rows:
+        if row["mode"] != "faithful":
+            per_class = ", ".join(f"{k}:{v:.4f}" for k, v in sorted(row["dice"].items()))
+            lines.append(f"  Dice vs faithful, {row['mode']}: {per_class}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ct", type=Path, default=DEFAULT_CT, help="CT file (default: example_ct_sm)")
+    parser.add_argument("--backbone", choices=("swinunetr", "unet"), default="swinunetr")
+    parser.add_argument("--modes", nargs="+", default=["faithful", "balanced", "fast"])
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--resample-mm", type=float, help="resample the CT to this isotropic spacing first")
+    parser.add_argument("--classes", nargs="+", type=int, default=list(DEFAULT_CLASSES))
+    parser.add_argument("--weights", type=Path, help="a real checkpoint (default: calibrated random init)")
+    parser.add_argument("--json-out", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--roi-size", type=int, default=96, help="window side (96; smaller for smoke tests)")
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--calibration", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        run_child(args)
+        return
+    if "faithful" not in args.modes:
+        args.modes.insert(0, "faithful")
+    args.modes = ["faithful"] + [m for m in args.modes if m != "faithful"]
+    with tempfile.TemporaryDirectory(prefix="speed_modes_") as folder:
+        args.work = Path(folder)
+        ct = resampled_ct(args.ct, args.resample_mm, args.work) if args.resample_mm else args.ct
+        calibration = None
+        if args.weights is None:
+            calibration = args.work / "calibration.json"
+            calibrate(ct, args.backbone, calibration)
+        rows = []
+        for mode in args.modes:
+            row = run_mode(args, mode, ct, calibration)
+            print(f"[{mode}] {row['total_s']:.1f} s, {row['windows']} windows", file=sys.stderr, flush=True)
+            rows.append(row)
+        for row in rows:
+            row.update(compare(args.work, row["mode"]))
+    cuda = args.device.startswith("cuda")
+    weights = args.weights.name if args.weights else f"random init (seed {SEED}), calibrated logits"
+    print(
+        f"backbone {args.backbone}, CT {args.ct.name}"
+        + (f" resampled to {args.resample_mm:g} mm" if args.resample_mm else "")
+        + f", classes {args.classes}, weights: {weights}, device {rows[0]['device']}"
+        + (f" ({rows[0].get('gpu')})" if cuda else f", {os.cpu_count()} CPUs, {rows[0]['threads']} threads")
+    )
+    print(format_table(rows, cuda))
+    if args.json_out:
+        args.json_out.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
