@@ -279,6 +279,12 @@ def config_from_dict(raw: dict[str, Any], base: Path, source: Path | None = None
     )
     if config.model.backbone not in ("unet", "swinunetr"):
         raise ConfigError(f"model.backbone must be 'unet' or 'swinunetr', not {config.model.backbone!r}.")
+    divisor = 32 if config.model.backbone == "swinunetr" else 8
+    if config.data.roi_size % divisor:
+        raise ConfigError(
+            f"data.roi_size {config.data.roi_size} must be a multiple of {divisor} "
+            f"for the {config.model.backbone} backbone."
+        )
     if config.train.optimizer not in ("adamw", "sgd"):
         raise ConfigError("train.optimizer must be 'adamw' or 'sgd'.")
     if config.train.dice not in ("slice", "volume"):

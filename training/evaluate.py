@@ -179,7 +179,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from UniversalSegLib.weights.checkpoint import load_model
 
-    config = load_config(args.config)
+    try:
+        config = load_config(args.config)
+    except ValueError as error:  # ConfigError and unknown class references
+        parser.error(str(error))
+    out = Path(args.out) if args.out else config.output_dir / "evaluation"
+    outputs = (out / f"metrics_{args.split}.csv", out / f"dice_{args.split}.png")
+    existing = [str(p) for p in outputs if p.exists()]
+    if existing and not args.overwrite:
+        parser.error(f"{', '.join(existing)} exist(s); pass --overwrite or choose another --out folder.")
     device = torch.device(args.device)
     model = load_model(args.weights, device=device)
     if model.num_classes != config.num_classes:
@@ -188,13 +196,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     rows = evaluate_cases(config, model, device, args.split, args.nsd_tolerance)
     summary = summarize(rows)
-    out = Path(args.out) if args.out else config.output_dir / "evaluation"
-    write_csv(rows + summary, out / f"metrics_{args.split}.csv", args.overwrite)
-    write_plot(summary, out / f"dice_{args.split}.png", args.overwrite)
+    write_csv(rows + summary, outputs[0], args.overwrite)
+    write_plot(summary, outputs[1], args.overwrite)
     for row in summary:
         if row["dataset"] == "ALL":
             print(f"{row['class_key']:>24s}  Dice {row['dice']:.4f}  NSD {row['nsd']:.4f}")
-    print(f"Wrote {out / f'metrics_{args.split}.csv'} and {out / f'dice_{args.split}.png'}")
+    print(f"Wrote {outputs[0]} and {outputs[1]}")
     return 0
 
 

@@ -195,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", help="training config (YAML or JSON)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: data.prepare_workers)")
     args = parser.parse_args(argv)
-    config = load_config(args.config)
+    try:
+        config = load_config(args.config)
+    except ValueError as error:  # ConfigError and unknown class references
+        parser.error(str(error))
     jobs = prepare(config, args.workers)
     print(f"{len(jobs)} cases ready in {config.cache_dir}")
     return 0

@@ -28,7 +28,7 @@ from training.checkpointing import (
     set_rng_state,
 )
 from training.config import TrainingConfig, load_config
-from training.datasets import build_train_loader
+from training.datasets import MissingPreparedDataError, build_train_loader
 from training.distributed import DistInfo, any_across, barrier, cleanup, init_distributed
 from training.losses import PartialLabelLoss
 from training.model_setup import build_training_model
@@ -189,9 +189,8 @@ class Trainer:
     def _train_epoch(self, accumulate: int, max_steps: int | None) -> bool:
         """Train one epoch from ``epoch_batches``; True if training must stop (signal or max_steps)."""
         batch_size = self.config.data.batch_size
-        limit = self.config.train.steps_per_epoch * accumulate or math.ceil(
-            len(self.sampler.base) / batch_size
-        )
+        available = math.ceil(len(self.sampler.base) / batch_size)
+        limit = min(self.config.train.steps_per_epoch * accumulate or available, available)
         self.sampler.set_epoch(self.epoch, skip=self.epoch_batches * batch_size)
         self.net.train()
         self.optimizer.zero_grad(set_to_none=True)
@@ -265,7 +264,7 @@ class Trainer:
         return results
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n")[0])
     parser.add_argument("config", help="training config (YAML or JSON); run training.prepare on it first")
     parser.add_argument("--backbone", choices=["swinunetr", "unet"], help="override model.backbone")
@@ -275,17 +274,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-steps", type=int, help="stop (and save 'last') after this many optimizer steps"
     )
     parser.add_argument("--device", help="cuda or cpu (default: cuda when available)")
-    return parser.parse_args(argv)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    config = load_config(
-        args.config, {"model": {"backbone": args.backbone}, "train": {"epochs": args.epochs}}
-    )
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    overrides = {"model": {"backbone": args.backbone}, "train": {"epochs": args.epochs}}
+    try:
+        config = load_config(args.config, overrides)
+    except ValueError as error:  # ConfigError and unknown class references
+        parser.error(str(error))
     info = init_distributed(args.device)
     try:
-        trainer = Trainer(config, info)
+        try:
+            trainer = Trainer(config, info)
+        except MissingPreparedDataError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
         if args.resume:
             trainer.resume(args.resume)
         trainer.fit(max_steps=args.max_steps)
