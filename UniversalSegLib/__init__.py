@@ -9,8 +9,7 @@ See ``docs/ARCHITECTURE.md`` for where each part lives.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from UniversalSegLib.lazy_exports import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -35,11 +34,4 @@ _LAZY_ATTRIBUTES: dict[str, str] = {
 
 __all__ = ["__version__", *_LAZY_ATTRIBUTES]
 
-
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY_ATTRIBUTES.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'UniversalSegLib' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY_ATTRIBUTES)

@@ -6,9 +6,7 @@ The file loads directly with ``UniversalSegLib.load_model``; the extra entry is 
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -65,21 +63,11 @@ def save_training_checkpoint(
     path: Path, model: torch.nn.Module, training_state: dict[str, Any], **metadata: Any
 ) -> Path:
     """Write model + training state atomically (our checkpoint format with a ``training_state`` entry)."""
-    from UniversalSegLib.weights.checkpoint import save_checkpoint
+    from UniversalSegLib.weights.checkpoint import checkpoint_payload, save_payload
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        save_checkpoint(model, temp, overwrite=True, **metadata)
-        payload = torch.load(temp, map_location="cpu", weights_only=True)
-        payload["training_state"] = training_state
-        torch.save(payload, temp)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    return path
+    payload = checkpoint_payload(model, **metadata)
+    payload["training_state"] = training_state
+    return save_payload(payload, path, overwrite=True)
 
 
 def load_training_checkpoint(path: str | Path) -> dict[str, Any]:

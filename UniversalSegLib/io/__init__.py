@@ -1,24 +1,26 @@
-"""Image reading and segmentation writing (SimpleITK, Slicer .seg.nrrd), all outputs atomic."""
+"""Image reading and segmentation writing (SimpleITK, Slicer .seg.nrrd), all outputs atomic.
+
+Attributes are imported lazily, so that e.g. ``UniversalSegLib.io.atomic`` can be used without
+loading the image writers.
+"""
 
 from __future__ import annotations
 
-from UniversalSegLib.io.atomic import OutputExistsError, atomic_output, atomic_write_text
-from UniversalSegLib.io.errors import ImageReadError
-from UniversalSegLib.io.intensity import check_ct_intensity
-from UniversalSegLib.io.labelmap_writer import write_labelmap
-from UniversalSegLib.io.masks_writer import write_masks
-from UniversalSegLib.io.read_image import read_image
-from UniversalSegLib.io.segmentation_nrrd import SegmentInfo, write_segmentation_nrrd
+from UniversalSegLib.io.read_image import read_image  # eager: the submodule has the same name
+from UniversalSegLib.lazy_exports import lazy_getattr
 
-__all__ = [
-    "ImageReadError",
-    "OutputExistsError",
-    "SegmentInfo",
-    "atomic_output",
-    "atomic_write_text",
-    "check_ct_intensity",
-    "read_image",
-    "write_labelmap",
-    "write_masks",
-    "write_segmentation_nrrd",
-]
+_LAZY_ATTRIBUTES: dict[str, str] = {
+    "ImageReadError": "UniversalSegLib.io.errors",
+    "OutputExistsError": "UniversalSegLib.io.atomic",
+    "SegmentInfo": "UniversalSegLib.io.segmentation_nrrd",
+    "atomic_output": "UniversalSegLib.io.atomic",
+    "atomic_write_text": "UniversalSegLib.io.atomic",
+    "check_ct_intensity": "UniversalSegLib.io.intensity",
+    "write_labelmap": "UniversalSegLib.io.labelmap_writer",
+    "write_masks": "UniversalSegLib.io.masks_writer",
+    "write_segmentation_nrrd": "UniversalSegLib.io.segmentation_nrrd",
+}
+
+__all__ = ["read_image", *_LAZY_ATTRIBUTES]
+
+__getattr__ = lazy_getattr(__name__, _LAZY_ATTRIBUTES)

@@ -5,8 +5,7 @@ Attributes are imported lazily so that importing one part does not import the ot
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from UniversalSegLib.lazy_exports import lazy_getattr
 
 _LAZY_ATTRIBUTES: dict[str, str] = {
     "CheckpointError": "UniversalSegLib.weights.checkpoint",
@@ -17,16 +16,14 @@ _LAZY_ATTRIBUTES: dict[str, str] = {
     "read_checkpoint": "UniversalSegLib.weights.checkpoint",
     "save_checkpoint": "UniversalSegLib.weights.checkpoint",
     "WeightsManager": "UniversalSegLib.weights.manager",
+    "WeightsError": "UniversalSegLib.weights.errors",
+    "DownloadError": "UniversalSegLib.weights.errors",
+    "ChecksumError": "UniversalSegLib.weights.errors",
+    "LicenseNotAcceptedError": "UniversalSegLib.weights.errors",
+    "WeightsNotFoundError": "UniversalSegLib.weights.errors",
     "get_weights_path": "UniversalSegLib.weights.manager",
 }
 
 __all__ = list(_LAZY_ATTRIBUTES)
 
-
-def __getattr__(name: str) -> Any:
-    module_name = _LAZY_ATTRIBUTES.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'UniversalSegLib.weights' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY_ATTRIBUTES)

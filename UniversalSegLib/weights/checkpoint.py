@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from UniversalSegLib.io.atomic import atomic_output
 from UniversalSegLib.model import OFFICIAL_PROMPT_TEMPLATE, UniversalModel, default_class_names
 from UniversalSegLib.model.universal_model import BACKBONES
 from UniversalSegLib.weights.official_layout import (
@@ -275,25 +275,17 @@ def _cpu_state_dict(model: UniversalModel) -> dict[str, Tensor]:
     return {key: value.detach().to("cpu").clone() for key, value in model.state_dict().items()}
 
 
-def _atomic_save(obj: Any, path: Path, overwrite: bool) -> Path:
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(obj, temp_name)
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def save_checkpoint(
-    model: UniversalModel, path: str | os.PathLike[str], *, overwrite: bool = False, **metadata: Any
+def save_payload(
+    payload: Mapping[str, Any], path: str | os.PathLike[str], *, overwrite: bool = False
 ) -> Path:
-    """Write ``model`` in UniversalSeg's format, atomically.
+    """``torch.save`` ``payload`` to ``path`` atomically; replace an existing file only if ``overwrite``."""
+    with atomic_output(path, overwrite) as temporary:
+        torch.save(dict(payload), temporary)
+    return Path(path)
+
+
+def checkpoint_payload(model: UniversalModel, **metadata: Any) -> dict[str, Any]:
+    """``model`` as a dict in UniversalSeg's checkpoint format (what :func:`save_checkpoint` writes).
 
     Metadata defaults come from the model (backbone, encoding, num_classes, class_names and its
     ``metadata`` dict); keyword arguments (e.g. ``prompt_template``, ``embedding_source``,
@@ -321,16 +313,22 @@ def save_checkpoint(
         raise ValueError(
             f"class_names has {len(info['class_names'])} names but the model has {num_classes} classes"
         )
-    payload = {
+    return {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "state_dict": state_dict,
         "metadata": info,
     }
-    return _atomic_save(payload, Path(path), overwrite)
+
+
+def save_checkpoint(
+    model: UniversalModel, path: str | os.PathLike[str], *, overwrite: bool = False, **metadata: Any
+) -> Path:
+    """Write ``model`` in UniversalSeg's format, atomically (metadata as in :func:`checkpoint_payload`)."""
+    return save_payload(checkpoint_payload(model, **metadata), path, overwrite=overwrite)
 
 
 def export_official(model: UniversalModel, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     """Write ``model`` in the released layout (``{'net': {'module.…': tensor}}``), atomically."""
     payload = {"net": to_official_state_dict(_cpu_state_dict(model), model.backbone_name)}
-    return _atomic_save(payload, Path(path), overwrite)
+    return save_payload(payload, path, overwrite=overwrite)

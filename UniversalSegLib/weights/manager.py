@@ -13,12 +13,12 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from UniversalSegLib.io.atomic import atomic_output
 from UniversalSegLib.progress import ProgressEvent
 from UniversalSegLib.weights.download import download_file, part_path, verify_file
 from UniversalSegLib.weights.entries import WeightsCatalog, WeightsItem, url_env_var
@@ -198,16 +198,9 @@ class WeightsManager:
         if not source.is_file():
             raise WeightsNotFoundError(f"cannot import {item.name!r}: {source} is not a file")
         digest = verify_file(source, item.sha256, item.size)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
         destination = self.path(item.name)
-        fd, tmp = tempfile.mkstemp(prefix=f".{item.file_name}-", suffix=".import", dir=self.cache_dir)
-        os.close(fd)
-        try:
-            shutil.copyfile(source, tmp)
-            os.replace(tmp, destination)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_output(destination, overwrite=True) as temporary:
+            shutil.copyfile(source, temporary)
         part_path(destination).unlink(missing_ok=True)
         self._warn_unverified(item, digest)
         return destination
