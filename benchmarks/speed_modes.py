@@ -139,17 +139,33 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1024**2
 
 
+def child_options(mode: str, device: str, roi_size: int):
+    """Options of a speed mode, or of a custom setting ``PRECISION:OVERLAP[:BATCH]`` (e.g. ``bf16:0.25``)."""
+    from UniversalSegLib.inference.speed import options_for_speed
+
+    if ":" not in mode:
+        return options_for_speed(mode, device, roi_size=roi_size)
+    precision, overlap, *batch = mode.split(":")
+    return options_for_speed(
+        "faithful",
+        device,
+        precision=precision,
+        overlap=float(overlap),
+        sw_batch_size=int(batch[0]) if batch else 1,
+        roi_size=roi_size,
+    )
+
+
 def run_child(args: argparse.Namespace) -> None:
     """One mode: segment, save probabilities/masks, print one JSON line."""
     import SimpleITK as sitk  # noqa: N813
     import torch
 
     from UniversalSegLib.inference import segment
-    from UniversalSegLib.inference.speed import options_for_speed
     from UniversalSegLib.io import read_image
 
     model = build_model(args.backbone, args.weights, args.calibration)
-    options = options_for_speed(args.child, args.device, roi_size=args.roi_size)
+    options = child_options(args.child, args.device, args.roi_size)
     cuda = options.device.startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -307,7 +323,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ct", type=Path, default=DEFAULT_CT, help="CT file (default: example_ct_sm)")
     parser.add_argument("--backbone", choices=("swinunetr", "unet"), default="swinunetr")
-    parser.add_argument("--modes", nargs="+", default=["faithful", "balanced", "fast"])
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=["faithful", "balanced", "fast"],
+        help="speed modes, or custom settings PRECISION:OVERLAP[:BATCH] such as bf16:0.25",
+    )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--resample-mm", type=float, help="resample the CT to this isotropic spacing first")
     parser.add_argument("--classes", nargs="+", type=int, default=list(DEFAULT_CLASSES))

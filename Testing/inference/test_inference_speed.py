@@ -182,3 +182,21 @@ def test_option_fields_unchanged_by_presets() -> None:
         for field in dataclasses.fields(InferenceOptions):
             if field.name not in ("overlap", "precision", "sw_batch_size", "blend", "device"):
                 assert getattr(options, field.name) == getattr(defaults, field.name)
+
+
+def test_packed_resampling_equals_one_mask_at_a_time(example_ct) -> None:
+    from UniversalSegLib.inference.pipeline import _group_to_input_grid
+    from UniversalSegLib.inference.resampling import mask_to_input_grid
+
+    image = example_ct[30:70, 20:60, 5:20]
+    prepared = preprocess(image)
+    rng = np.random.default_rng(0)
+    masks = {index: rng.random(prepared.shape) > 0.6 for index in (1, 2, 3, 6, 7, 8, 9, 11)}
+    packed = _group_to_input_grid(masks, prepared.affine, image)
+    assert list(packed) == list(masks)
+    for index, mask in masks.items():
+        alone = mask_to_input_grid(mask, prepared.affine, image)
+        assert packed[index].GetSize() == image.GetSize() and packed[index].GetOrigin() == image.GetOrigin()
+        assert packed[index].GetDirection() == image.GetDirection()
+        np.testing.assert_array_equal(sitk.GetArrayFromImage(packed[index]), sitk.GetArrayFromImage(alone))
+        assert packed[index].GetPixelID() == alone.GetPixelID()

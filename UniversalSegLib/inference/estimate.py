@@ -35,10 +35,10 @@ CACHE_ENV = "UNIVERSALSEG_HOME"
 #: Seconds per 96³ window, measured on this project's 2-core AVX-512-BF16 CPU (docs/speed.md) and
 #: conservative GPU figures; used when nothing was measured on the user's machine yet.
 STATIC_SECONDS_PER_WINDOW: dict[tuple[str, str, str], float] = {
-    ("swinunetr", "cpu", "fp32"): 12.0,
-    ("swinunetr", "cpu", "bf16"): 4.5,
-    ("unet", "cpu", "fp32"): 12.0,
-    ("unet", "cpu", "bf16"): 4.5,
+    ("swinunetr", "cpu", "fp32"): 13.0,
+    ("swinunetr", "cpu", "bf16"): 6.5,
+    ("unet", "cpu", "fp32"): 12.5,
+    ("unet", "cpu", "bf16"): 6.3,
     ("swinunetr", "cuda", "fp32"): 0.25,
     ("swinunetr", "cuda", "fp16"): 0.1,
     ("swinunetr", "cuda", "bf16"): 0.1,
@@ -46,7 +46,7 @@ STATIC_SECONDS_PER_WINDOW: dict[tuple[str, str, str], float] = {
     ("unet", "cuda", "fp16"): 0.1,
     ("unet", "cuda", "bf16"): 0.1,
 }
-DEFAULT_SECONDS_PER_WINDOW = 12.0
+DEFAULT_SECONDS_PER_WINDOW = 13.0
 
 
 @dataclass(frozen=True)

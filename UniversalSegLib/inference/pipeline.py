@@ -136,6 +136,30 @@ def _model_prepared(model: object, device: torch.device, sw_batch_size: int) -> 
         model.train(was_training)
 
 
+MASKS_PER_RESAMPLE = 8
+
+
+def _group_to_input_grid(
+    masks: dict[int, np.ndarray], affine: np.ndarray, image: sitk.Image
+) -> dict[int, sitk.Image]:
+    """Up to 8 masks onto the input grid with one nearest-neighbour resampling: each mask is one bit of a
+    uint8 volume, so the result equals resampling each mask alone, bit for bit, at an eighth of the cost."""
+    if len(masks) == 1:
+        index, mask = next(iter(masks.items()))
+        return {index: mask_to_input_grid(mask, affine, image)}
+    packed = np.zeros(next(iter(masks.values())).shape, dtype=np.uint8)
+    for bit, mask in enumerate(masks.values()):
+        packed |= np.asarray(mask, dtype=np.uint8) << np.uint8(bit)
+    resampled = mask_to_input_grid(packed, affine, image)
+    bits = sitk.GetArrayViewFromImage(resampled)
+    output = {}
+    for bit, index in enumerate(masks):
+        single = sitk.GetImageFromArray((bits >> np.uint8(bit)) & np.uint8(1))
+        single.CopyInformation(resampled)
+        output[index] = single
+    return output
+
+
 def _check_cancel(cancel: threading.Event | None, stage: str) -> None:
     if cancel is not None and cancel.is_set():
         raise SegmentationCancelled(f"cancelled before {stage}")
@@ -263,10 +287,11 @@ def segment(
 
         stage_start = time.perf_counter()
         output: dict[int, sitk.Image] = {}
-        for done, index in enumerate(requested, start=1):
+        for start_at in range(0, len(requested), MASKS_PER_RESAMPLE):
             _check_cancel(cancel, "resampling")
-            output[index] = mask_to_input_grid(masks[index], prepared.affine, image)
-            reporter("resample", done, len(requested))
+            group = requested[start_at : start_at + MASKS_PER_RESAMPLE]
+            output.update(_group_to_input_grid({i: masks[i] for i in group}, prepared.affine, image))
+            reporter("resample", len(output), len(requested))
         timings["resample"] = time.perf_counter() - stage_start
     timings["total"] = time.perf_counter() - start
     logger.info("segmentation timings (s): %s", {k: round(v, 3) for k, v in timings.items()})

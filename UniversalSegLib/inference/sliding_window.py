@@ -61,7 +61,6 @@ class _WindowRunner:
         self.total, self.done = total, 0
         self.on_window, self.cancel = on_window, cancel
         self.network_seconds = 0.0
-        self.channels_last = False
 
     def _synchronize(self) -> None:
         if self.device.type == "cuda":
@@ -70,8 +69,6 @@ class _WindowRunner:
     def __call__(self, window: torch.Tensor) -> torch.Tensor:
         if self.cancel is not None and self.cancel.is_set():
             raise SegmentationCancelled(f"cancelled after {self.done} of {self.total} windows")
-        if self.channels_last:
-            window = window.contiguous(memory_format=torch.channels_last_3d)
         self._synchronize()
         start = time.perf_counter()
         with autocast_context(self.device, self.precision):
