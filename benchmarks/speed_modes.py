@@ -193,6 +193,7 @@ def run_child(args: argparse.Namespace) -> None:
         "network_s": result.timings["network"],
         "timings": result.timings,
         "peak_rss_mib": peak_rss_mib(),
+        "input_mib": image.GetNumberOfPixels() * image.GetSizeOfPixelComponent() / 1024**2,
         "threads": torch.get_num_threads(),
     }
     if cuda:
@@ -296,7 +297,8 @@ def run_mode(args: argparse.Namespace, mode: str, ct: Path, calibration: Path | 
 
 def format_table(rows: list[dict], cuda: bool) -> str:
     header = (
-        f"{'mode':<9} {'settings':<22} {'win':>4} {'e2e s':>8} {'speed-up':>8} {'outside':>8} {'RSS MiB':>8}"
+        f"{'mode':<9} {'settings':<22} {'win':>4} {'e2e s':>8} {'s/win':>6} {'speed-up':>8} {'outside':>8}"
+        f" {'RSS MiB':>8} {'RSS/in':>7}"
         + (f" {'GPU MiB':>8}" if cuda else "")
         + f" {'max|Δp|':>8} {'minDice':>8} {'meanDice':>8} {'differ':>8}"
     )
@@ -307,7 +309,9 @@ def format_table(rows: list[dict], cuda: bool) -> str:
         outside = 1 - row["network_s"] / row["total_s"]
         lines.append(
             f"{row['mode']:<9} {settings:<22} {row['windows']:>4} {row['total_s']:>8.1f} "
-            f"{base / row['total_s']:>7.2f}x {outside:>8.1%} {row['peak_rss_mib']:>8.0f}"
+            f"{row['network_s'] / max(row['windows'], 1):>6.2f} {base / row['total_s']:>7.2f}x"
+            f" {outside:>8.1%}"
+            f" {row['peak_rss_mib']:>8.0f} {row['peak_rss_mib'] / row['input_mib']:>6.0f}x"
             + (f" {row.get('peak_gpu_mib', 0):>8.0f}" if cuda else "")
             + f" {row['max_abs_dprob']:>8.4f} {row['min_dice']:>8.4f} {row['mean_dice']:>8.4f}"
             f" {row['differing_fraction']:>8.4%}"

@@ -85,7 +85,7 @@ def test_segment_arguments_are_accepted_by_the_cli_parser():
     parsed = build_parser().parse_args(arguments[2:])
     assert parsed.classes == ["liver", "liver_tumor"] and parsed.output == "out.seg.nrrd"
     assert parsed.model == "unet" and parsed.device == "cpu" and parsed.weights == "/tmp/w.pth"
-    assert parsed.progress == "json" and parsed.accept_license and parsed.overlap == 0.25
+    assert parsed.progress == "json" and parsed.accept_license and parsed.speed == "fast"
     with pytest.raises(ValueError, match="at least one class"):
         SegmentOptions(classes=())
 

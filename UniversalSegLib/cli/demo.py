@@ -33,6 +33,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace earlier demo outputs")
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps (default: auto)")
     parser.add_argument(
+        "--speed",
+        choices=("faithful", "balanced", "fast"),
+        default="faithful",
+        help="faithful (official settings, default), balanced or fast; see docs/speed.md",
+    )
+    parser.add_argument(
         "--progress", choices=PROGRESS_MODES, help="bar (default on a terminal), json or none"
     )
     parser.add_argument("--roi-size", type=int, default=96, help=argparse.SUPPRESS)
@@ -46,18 +52,19 @@ def run(args: argparse.Namespace) -> int:
     from UniversalSegLib.cli.exit_codes import CliError, fail_with
     from UniversalSegLib.cli.segment import SegmentJob, check_paths, execute
     from UniversalSegLib.inference.errors import InferenceError
-    from UniversalSegLib.inference.options import InferenceOptions
+    from UniversalSegLib.inference.speed import options_for_speed
     from UniversalSegLib.weights.errors import UnknownWeightsError
     from UniversalSegLib.weights.manager import WeightsManager
 
     folder = Path(args.output_dir).expanduser()
     with fail_with(ExitCode.USAGE, "invalid option", (InferenceError,)):
-        options = InferenceOptions(device=args.device, roi_size=args.roi_size)
+        options = options_for_speed(args.speed, args.device, roi_size=args.roi_size)
     job = SegmentJob(
         input=Path(),
         outputs=[folder / SEGMENTATION_NAME, folder / LABELMAP_NAME],
         classes=[info.index for info in CLASSES],
         options=options,
+        speed=args.speed,
         statistics=folder / STATISTICS_NAME,
         overwrite=args.overwrite,
         print_statistics=True,

@@ -82,8 +82,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=SPEED_MODES,
         default="faithful",
         help="faithful (default: official settings, the published numbers), balanced (bf16 on CPUs "
-        "that support it, fp16 on GPUs: about 2x faster on CPU, masks nearly identical) or fast (also "
-        "fewer, non-overlapping windows: about 5x, masks change at window borders). See docs/speed.md",
+        "that support it, fp16 on GPUs: 1.4-2x faster on CPU, masks nearly identical) or fast (also "
+        "fewer, non-overlapping windows: 3.4-4.9x, masks change at window borders). See docs/speed.md",
     )
     parser.add_argument(
         "--overlap", type=float, help="sliding-window overlap in [0, 1) (default: from --speed, 0.5 faithful)"

@@ -12,15 +12,15 @@ balanced      bf16 autocast, overlap 0.5                  fp16 autocast, overlap
 fast          bf16 autocast, overlap 0                    fp16 autocast, overlap 0.25, 4 windows/pass
 ============  ==========================================  ==========================================
 
-Measured on a 2-core AVX512-BF16 CPU (docs/speed.md), end to end against ``faithful`` on a quiet machine:
-``balanced`` 2.0-2.2x, ``fast`` 4.85x (unet) and 5.8x (swinunetr). Fidelity against ``faithful`` could only
-be measured with random-init weights (calibrated logits, a pessimistic proxy): ``balanced`` per-class Dice
-0.978-0.992 (swinunetr), 0.917-0.989 (unet); ``fast`` 0.75-0.88, nearly all of it from the window
-positions (fp32 with overlap 0.25 alone gives 0.88), which a random model is far more sensitive to than
-a trained one. Re-measure with
-released weights (``benchmarks/speed_modes.py --weights``) before relying on ``fast`` for numbers.
-bf16 autocast only pays on CPUs with native bf16 (AVX512-BF16/AMX); elsewhere the CPU modes keep fp32 and
-only the overlap changes (as on Apple MPS). The GPU presets are not measured yet (benchmarks/gpu_check.sh).
+Measured on a 2-core AVX512-BF16 CPU (docs/speed.md), end to end against ``faithful`` in the same run on a
+quiet machine: ``balanced`` 1.4x (swinunetr) and 2.0x (unet), ``fast`` 3.4x (swinunetr) and 4.85x (unet).
+Fidelity against ``faithful`` could only be measured with random-init weights (calibrated logits, a
+pessimistic proxy): ``balanced`` per-class Dice 0.978-0.992 (swinunetr), 0.917-0.989 (unet); ``fast``
+0.75-0.88, nearly all of it from the window positions (fp32 with overlap 0.25 alone gives 0.88), which a
+random model is far more sensitive to than a trained one. Re-measure with released weights
+(``benchmarks/speed_modes.py --weights``) before relying on ``fast`` for numbers. bf16 autocast only pays on
+CPUs with native bf16 (AVX512-BF16/AMX); elsewhere the CPU modes keep fp32 and only the overlap changes (as
+on Apple MPS). The GPU presets are not measured yet (benchmarks/gpu_check.sh).
 """
 
 from __future__ import annotations
@@ -61,14 +61,14 @@ _FAITHFUL_NOTE = "official settings (fp32, overlap 0.5): the published numbers"
 _CPU = {
     "faithful": SpeedPreset("faithful", 0.5, "fp32", 1, note=_FAITHFUL_NOTE),
     "balanced": SpeedPreset(
-        "balanced", 0.5, "bf16", 1, note="bf16 compute: about 2x on CPU, masks nearly identical"
+        "balanced", 0.5, "bf16", 1, note="bf16 compute: 1.4-2x on CPU, masks nearly identical"
     ),
     "fast": SpeedPreset(
         "fast",
         0.0,
         "bf16",
         1,
-        note="bf16, no window overlap: about 5x on CPU, masks change at window borders",
+        note="bf16, no window overlap: 3.4-4.9x on CPU, masks change at window borders",
     ),
 }
 _CPU_WITHOUT_BF16 = {
