@@ -67,6 +67,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow  # two torchrun processes: about 17 s on 2 cores
 def test_two_process_ddp_matches_single_process(reference, ct_dir, tmp_path):
     _, reference_checkpoint = reference
     pairs = make_cases(ct_dir, tmp_path / "data")
