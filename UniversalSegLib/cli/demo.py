@@ -8,6 +8,7 @@ from pathlib import Path
 
 from UniversalSegLib.cli.exit_codes import ExitCode
 from UniversalSegLib.cli.progress_output import PROGRESS_MODES, ProgressPrinter, default_mode
+from UniversalSegLib.cli.segment import add_speed_argument
 
 logger = logging.getLogger("UniversalSegLib.cli")
 
@@ -32,12 +33,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--accept-license", action="store_true", help="accept the weights license")
     parser.add_argument("--overwrite", action="store_true", help="replace earlier demo outputs")
     parser.add_argument("--device", default="auto", help="auto|cpu|cuda|cuda:N|mps (default: auto)")
-    parser.add_argument(
-        "--speed",
-        choices=("faithful", "balanced", "fast"),
-        default="faithful",
-        help="faithful (official settings, default), balanced or fast; see docs/speed.md",
-    )
+    add_speed_argument(parser)
     parser.add_argument(
         "--progress", choices=PROGRESS_MODES, help="bar (default on a terminal), json or none"
     )

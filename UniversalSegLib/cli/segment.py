@@ -49,6 +49,18 @@ class SegmentJob:
     engine_timings: dict[str, float] = field(default_factory=dict)
 
 
+def add_speed_argument(parser: argparse.ArgumentParser) -> None:
+    """``--speed faithful|balanced|fast`` (shared by ``segment`` and ``demo``)."""
+    parser.add_argument(
+        "--speed",
+        choices=SPEED_MODES,
+        default="faithful",
+        help="faithful (default: official settings, the published numbers), balanced (bf16 on CPUs "
+        "that support it, fp16 on GPUs: 1.4-2x faster on CPU, masks nearly identical) or fast (also "
+        "fewer, non-overlapping windows: 3.4-4.9x, masks change at window borders). See docs/speed.md",
+    )
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "segment",
@@ -77,14 +89,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--no-postprocess", action="store_true", help="skip the official post-processing")
-    parser.add_argument(
-        "--speed",
-        choices=SPEED_MODES,
-        default="faithful",
-        help="faithful (default: official settings, the published numbers), balanced (bf16 on CPUs "
-        "that support it, fp16 on GPUs: 1.4-2x faster on CPU, masks nearly identical) or fast (also "
-        "fewer, non-overlapping windows: 3.4-4.9x, masks change at window borders). See docs/speed.md",
-    )
+    add_speed_argument(parser)
     parser.add_argument(
         "--overlap", type=float, help="sliding-window overlap in [0, 1) (default: from --speed, 0.5 faithful)"
     )
