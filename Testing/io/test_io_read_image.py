@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import locale
 import logging
 import shutil
 from pathlib import Path
@@ -89,7 +90,19 @@ def test_one_dicom_file_reads_its_whole_series(ct_dir: Path) -> None:
 
 
 def _write_dicom_series(volume: sitk.Image, folder: Path, series_uid: str) -> None:
-    """Write a small CT series (one file per slice) with SimpleITK."""
+    """Write a small CT series (one file per slice) with SimpleITK.
+
+    ITK's GDCM writer switches the process's LC_CTYPE to "C" (ASCII text I/O for the rest of the test
+    session); the previous locale is restored afterwards.
+    """
+    previous_ctype = locale.setlocale(locale.LC_CTYPE)
+    try:
+        _write_slices(volume, folder, series_uid)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, previous_ctype)
+
+
+def _write_slices(volume: sitk.Image, folder: Path, series_uid: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()

@@ -28,7 +28,7 @@ SPEC_TEMPLATE = {
 
 
 def _without_list_files(path: Path) -> dict:
-    raw = yaml.safe_load(path.read_text())
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     for entry in raw["datasets"]:
         entry.pop("list_file", None)
     return raw
