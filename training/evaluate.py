@@ -11,9 +11,7 @@ import argparse
 import contextlib
 import csv
 import io
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from training.config import TrainingConfig, load_config
 from training.datasets import prepared_items
 from training.metrics import dice_score, normalized_surface_dice
 from training.transforms import validation_transforms
+from UniversalSegLib.io.atomic import atomic_write_bytes
 
 CSV_FIELDS = ("dataset", "case_id", "class_index", "class_key", "dice", "nsd")
 
@@ -114,22 +113,12 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _atomic_write(path: Path, data: bytes, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --overwrite to replace it.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(handle, "wb") as stream:
-        stream.write(data)
-    os.replace(temp, path)
-
-
 def write_csv(rows: list[dict[str, Any]], path: Path, overwrite: bool = False) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
     writer.writeheader()
     writer.writerows(rows)
-    _atomic_write(path, buffer.getvalue().encode(), overwrite)
+    atomic_write_bytes(path, buffer.getvalue().encode(), overwrite)
 
 
 def write_plot(summary: list[dict[str, Any]], path: Path, overwrite: bool = False) -> None:
@@ -164,7 +153,7 @@ def write_plot(summary: list[dict[str, Any]], path: Path, overwrite: bool = Fals
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     plt.close(figure)
-    _atomic_write(path, buffer.getvalue(), overwrite)
+    atomic_write_bytes(path, buffer.getvalue(), overwrite)
 
 
 def main(argv: list[str] | None = None) -> int:

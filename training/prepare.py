@@ -12,9 +12,7 @@ import argparse
 import hashlib
 import json
 import multiprocessing
-import os
 import sys
-import tempfile
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +25,7 @@ from tqdm import tqdm
 
 from training.config import DatasetSpec, TrainingConfig, load_config
 from training.label_transfer import combination_map, expand_target
+from UniversalSegLib.io.atomic import atomic_output, atomic_write_text
 
 # spawn, not fork: forking a process whose OpenMP threads were used (torch) can hang the workers
 _START_METHOD = "spawn"
@@ -88,21 +87,9 @@ def is_done(job: CaseJob) -> bool:
     if not sidecar.is_file() or not Path(job.output + ".npz").is_file():
         return False
     try:
-        return json.loads(sidecar.read_text()).get("fingerprint") == job.fingerprint()
+        return json.loads(sidecar.read_text(encoding="utf-8")).get("fingerprint") == job.fingerprint()
     except (OSError, json.JSONDecodeError):
         return False
-
-
-def _atomic_write_bytes(path: Path, writer) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            writer(stream)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def load_ras(image: str, label: str, spacing: float | None = None) -> dict[str, Any]:
@@ -132,10 +119,8 @@ def prepare_case(job: CaseJob) -> str:
     image = data["image"][0].numpy().astype(np.float32)
     affine = np.asarray(data["image"].affine, dtype=np.float64)
     output = Path(job.output)
-    _atomic_write_bytes(
-        output.with_suffix(".npz"),
-        lambda stream: np.savez_compressed(stream, image=image, target=target, affine=affine),
-    )
+    with atomic_output(output.with_suffix(".npz"), overwrite=True) as temporary:
+        np.savez_compressed(temporary, image=image, target=target, affine=affine)
     sidecar = {
         "case_id": job.case_id,
         "dataset": job.dataset,
@@ -148,9 +133,7 @@ def prepare_case(job: CaseJob) -> str:
         "affine": affine.tolist(),
         "fingerprint": job.fingerprint(),
     }
-    _atomic_write_bytes(
-        output.with_suffix(".json"), lambda s: s.write(json.dumps(sidecar, indent=1).encode())
-    )
+    atomic_write_text(output.with_suffix(".json"), json.dumps(sidecar, indent=1), overwrite=True)
     return job.case_id
 
 

@@ -17,11 +17,12 @@ import json
 import math
 import os
 import platform
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from UniversalSegLib.io.atomic import atomic_write_text
 
 TARGET_SPACING_MM = 1.5
 ROI_SIZE = 96
@@ -141,7 +142,7 @@ def cache_key(backbone: str, device_type: str, precision: str, sw_batch_size: in
 
 def _read_cache() -> dict[str, dict]:
     try:
-        data = json.loads(cache_path().read_text())
+        data = json.loads(cache_path().read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -151,10 +152,7 @@ def _write_cache(data: dict[str, dict]) -> None:
     """Atomic write; a read-only cache folder only costs the next run a probe."""
     path = cache_path()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
-            json.dump(data, handle, indent=1)
-        os.replace(handle.name, path)
+        atomic_write_text(path, json.dumps(data, indent=1), overwrite=True)
     except OSError:
         return
 

@@ -6,7 +6,6 @@ loading the image writers.
 
 from __future__ import annotations
 
-from UniversalSegLib.io.read_image import read_image  # eager: the submodule has the same name
 from UniversalSegLib.lazy_exports import lazy_getattr
 
 _LAZY_ATTRIBUTES: dict[str, str] = {
@@ -14,13 +13,15 @@ _LAZY_ATTRIBUTES: dict[str, str] = {
     "OutputExistsError": "UniversalSegLib.io.atomic",
     "SegmentInfo": "UniversalSegLib.io.segmentation_nrrd",
     "atomic_output": "UniversalSegLib.io.atomic",
+    "atomic_write_bytes": "UniversalSegLib.io.atomic",
     "atomic_write_text": "UniversalSegLib.io.atomic",
     "check_ct_intensity": "UniversalSegLib.io.intensity",
+    "read_image": "UniversalSegLib.io.image_reader",
     "write_labelmap": "UniversalSegLib.io.labelmap_writer",
     "write_masks": "UniversalSegLib.io.masks_writer",
     "write_segmentation_nrrd": "UniversalSegLib.io.segmentation_nrrd",
 }
 
-__all__ = ["read_image", *_LAZY_ATTRIBUTES]
+__all__ = list(_LAZY_ATTRIBUTES)
 
 __getattr__ = lazy_getattr(__name__, _LAZY_ATTRIBUTES)

@@ -89,6 +89,13 @@ def _commit(temporary: Path, path: Path, overwrite: bool) -> None:
         os.replace(temporary, path)
 
 
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
+    """Write ``data`` to ``path`` atomically and return the path."""
+    with atomic_output(path, overwrite) as temporary:
+        temporary.write_bytes(data)
+    return Path(path)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str, overwrite: bool = False) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically and return the path."""
     with atomic_output(path, overwrite) as temporary:

@@ -7,11 +7,12 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from UniversalSegLib.io.atomic import atomic_output
 
 logger = logging.getLogger(__name__)
 
@@ -78,16 +79,8 @@ class EmbeddingCache:
             "key": self.make_key(model_id, template, name),
             "embedding": embedding.detach().to("cpu", torch.float32).clone(),
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Atomic: write a temporary file in the same folder, then rename over the entry.
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                torch.save(record, stream)
-            os.replace(temporary, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
+        with atomic_output(path, overwrite=True) as temporary:
+            torch.save(record, temporary)
         return path
 
     def clear(self) -> int:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
+
+from UniversalSegLib.io.atomic import atomic_write_text
 
 LICENSE_FILE_NAME = "license_accepted.json"
 
@@ -35,15 +35,7 @@ class LicenseStore:
         """Record that ``license_id`` was accepted (written atomically)."""
         data = self.accepted()
         data[license_id] = {"accepted_at": datetime.now(timezone.utc).isoformat(), "url": url}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".license-", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as stream:
-                json.dump(data, stream, indent=2)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write_text(self.path, json.dumps(data, indent=2), overwrite=True)
 
     def revoke(self, license_id: str | None = None) -> None:
         """Forget one accepted license, or all of them."""
