@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from training.classes import ClassTable
-
-OFFICIAL_PROMPT_TEMPLATE = "A computerized tomography of a {name}"
+from UniversalSegLib.text.prompts import OFFICIAL_TEMPLATE
 
 
 class ConfigError(ValueError):
@@ -107,7 +106,7 @@ class TrainingConfig:
     data: DataSpec
     model: ModelSpec
     train: TrainSpec
-    prompt_template: str = OFFICIAL_PROMPT_TEMPLATE
+    prompt_template: str = OFFICIAL_TEMPLATE
     text_encoder: dict[str, Any] = field(default_factory=dict)  # compute_text_embeddings options
     source: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
@@ -272,7 +271,7 @@ def config_from_dict(raw: dict[str, Any], base: Path, source: Path | None = None
         data=_section(raw, "data", DataSpec),
         model=_resolve_model_paths(_section(raw, "model", ModelSpec), base),
         train=_section(raw, "train", TrainSpec),
-        prompt_template=str(raw.get("prompt_template", OFFICIAL_PROMPT_TEMPLATE)),
+        prompt_template=str(raw.get("prompt_template", OFFICIAL_TEMPLATE)),
         text_encoder=dict(raw.get("text_encoder") or {}),
         source=source,
         raw=raw,

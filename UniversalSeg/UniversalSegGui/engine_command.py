@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-SPEED_MODES = ("faithful", "balanced", "fast")  # as UniversalSegLib.inference.speed
+from UniversalSegLib.inference.speed import SPEED_MODES
+
 DEVICES = ("auto", "cpu")
 
 

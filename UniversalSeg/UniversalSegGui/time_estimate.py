@@ -1,36 +1,34 @@
 """Run-time estimate before a CPU run, and a warning for small GPUs.
 
 The engine resamples to 1.5 mm and slides 96-voxel windows; the run time is about
-``windows x seconds per window``. :func:`estimate_for_speed` uses the engine's own estimator
-(``UniversalSegLib.inference.estimate``: the speed mode's settings, the seconds per window measured by the
-last run or probe on this machine, else its table); :func:`estimate_seconds` is the torch-free fallback.
+``windows x seconds per window``. Window counting and the table of rates come from the engine's
+torch-free estimator (``UniversalSegLib.inference.estimate``). :func:`estimate_for_speed` also uses the rate
+measured by the last run or probe on this machine; :func:`estimate_seconds` works before torch is installed.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-TARGET_SPACING_MM = 1.5
-ROI_SIZE = 96
-#: fp32 seconds per 96^3 window measured on a 2-core CPU (docs/speed.md); the fallback without the engine.
-CPU_SECONDS_PER_WINDOW: dict[str, float] = {"swinunetr": 13.0, "unet": 12.0}
+from UniversalSegLib.inference import estimate as engine_estimate
+
 MIN_GPU_MEMORY_BYTES = 8 * 1024**3
 
 
+def _extent_mm(dimensions: Sequence[int], spacing: Sequence[float]) -> list[float]:
+    return [abs(float(space)) * int(size) for size, space in zip(dimensions, spacing, strict=True)]
+
+
 def window_count(
-    dimensions: Sequence[int], spacing: Sequence[float], overlap: float = 0.5, roi_size: int = ROI_SIZE
+    dimensions: Sequence[int],
+    spacing: Sequence[float],
+    overlap: float = 0.5,
+    roi_size: int = engine_estimate.ROI_SIZE,
 ) -> int:
     """Sliding windows for a volume of ``dimensions`` voxels at ``spacing`` mm (any axis order)."""
-    if not 0 <= overlap < 1:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-    step = max(1, int(roi_size * (1 - overlap)))
-    count = 1
-    for size, space in zip(dimensions, spacing, strict=True):
-        resampled = max(1, math.ceil(size * abs(space) / TARGET_SPACING_MM))
-        count *= 1 if resampled <= roi_size else math.ceil((resampled - roi_size) / step) + 1
-    return count
+    shape = engine_estimate.resampled_shape(_extent_mm(dimensions, spacing))
+    return engine_estimate.window_count(shape, overlap, roi_size)
 
 
 @dataclass(frozen=True)
@@ -50,11 +48,10 @@ def estimate_seconds(
     overlap: float = 0.5,
     seconds_per_window: float | None = None,
 ) -> TimeEstimate:
-    """Estimated CPU inference time; pass ``seconds_per_window`` from a measured probe when known."""
-    per_window = (
-        seconds_per_window if seconds_per_window is not None else CPU_SECONDS_PER_WINDOW.get(model, 6.0)
-    )
-    return TimeEstimate(window_count(dimensions, spacing, overlap), per_window)
+    """Estimated fp32 CPU inference time; pass ``seconds_per_window`` from a measured probe when known."""
+    if seconds_per_window is None:
+        seconds_per_window = engine_estimate.static_seconds_per_window(model, "cpu", "fp32")
+    return TimeEstimate(window_count(dimensions, spacing, overlap), seconds_per_window)
 
 
 def estimate_for_speed(
@@ -66,22 +63,25 @@ def estimate_for_speed(
 ) -> TimeEstimate:
     """The engine's estimate for a speed mode on ``device`` (``cpu`` or ``auto``), without a probe run.
 
-    Uses the whole volume (the engine also crops to the body, so this errs on the long side). Falls
-    back to :func:`estimate_seconds` with the mode's CPU overlap when the engine cannot be imported
-    (torch not installed yet).
+    Uses the whole volume (the engine also crops to the body, so this errs on the long side). Before
+    torch is installed, falls back to :func:`estimate_seconds` with the mode's overlap on a bf16 CPU.
     """
+    from UniversalSegLib.inference.speed import speed_preset
+
     try:
-        from UniversalSegLib.inference import estimate
         from UniversalSegLib.inference.device import resolve_device
-        from UniversalSegLib.inference.speed import speed_preset
-    except ImportError:
-        overlap = {"faithful": 0.5, "balanced": 0.5, "fast": 0.0}.get(speed, 0.5)
+    except ImportError:  # torch not installed yet
+        overlap = speed_preset(speed, "cpu", cpu_bf16=True).overlap
         return estimate_seconds(dimensions, spacing, model, overlap)
     device_type = resolve_device(device).type
     preset = speed_preset(speed, device_type)
-    extent = [abs(float(space)) * int(size) for size, space in zip(dimensions, spacing, strict=True)]
-    result = estimate.estimate_run(
-        extent, model, device_type, preset.precision, preset.overlap, preset.sw_batch_size
+    result = engine_estimate.estimate_run(
+        _extent_mm(dimensions, spacing),
+        model,
+        device_type,
+        preset.precision,
+        preset.overlap,
+        preset.sw_batch_size,
     )
     return TimeEstimate(result.windows, result.seconds / max(result.windows, 1))
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from UniversalSegLib.cli.exit_codes import CancelledRun, CliError, ExitCode, fail_with
 from UniversalSegLib.cli.progress_output import PROGRESS_MODES, ProgressPrinter
+from UniversalSegLib.inference.speed import SPEED_MODES
 
 logger = logging.getLogger("UniversalSegLib.cli")
 
@@ -25,7 +26,6 @@ LABELMAP_EXTENSIONS: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".mha")
 SEGMENTATION_EXTENSION = ".seg.nrrd"
 STATISTICS_EXTENSIONS: tuple[str, ...] = (".json", ".csv")
 MODEL_NAMES: tuple[str, ...] = ("swinunetr", "unet")
-SPEED_MODES: tuple[str, ...] = ("faithful", "balanced", "fast")  # UniversalSegLib.inference.speed
 
 
 @dataclass

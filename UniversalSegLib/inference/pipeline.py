@@ -89,15 +89,9 @@ def _check_classes(classes: Sequence[int], class_count: int | None) -> list[int]
 def _postprocess_inputs(requested: Sequence[int], class_count: int | None) -> set[int]:
     """Classes to compute besides the requested ones, so post-processing has its inputs."""
     extra = required_classes(requested)
-    try:
-        from ..catalog import postprocess_requirements
-    except ImportError:
-        postprocess_requirements = None
-    if postprocess_requirements is not None:
-        extra |= set(postprocess_requirements([i for i in requested if i <= 32]))
     if class_count is not None:
         extra = {index for index in extra if index <= class_count}
-    return extra - set(requested)
+    return extra
 
 
 @contextlib.contextmanager

@@ -16,29 +16,24 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
+from ..catalog import postprocess_requirements
+
 LARGEST_COMPONENT_CLASSES = frozenset([*range(1, 10), 11, 12, 13, 14, *range(18, 26)])
 PORTAL_VEIN, PANCREAS = 10, 11
 RIGHT_LUNG, LEFT_LUNG = 16, 17
 KIDNEY_RIGHT, KIDNEY_LEFT, LIVER = 2, 3, 6
 KIDNEY_TUMOR, LIVER_TUMOR = 26, 27
 TUMOR_STRUCTURE = np.ones((5, 5, 5), dtype=bool)
-#: Extra classes each rule reads (the catalog's ``postprocess_requirements`` says the same).
-REQUIREMENTS: dict[int, frozenset[int]] = {
-    PORTAL_VEIN: frozenset([PANCREAS]),
-    RIGHT_LUNG: frozenset([LEFT_LUNG]),
-    LEFT_LUNG: frozenset([RIGHT_LUNG]),
-    KIDNEY_TUMOR: frozenset([KIDNEY_RIGHT, KIDNEY_LEFT]),
-    LIVER_TUMOR: frozenset([LIVER]),
-}
 
 
 def required_classes(indices: Iterable[int]) -> set[int]:
-    """Extra classes the post-processing of ``indices`` needs (not already in ``indices``)."""
-    wanted = set(indices)
-    extra: set[int] = set()
-    for index in wanted:
-        extra |= REQUIREMENTS.get(index, frozenset())
-    return extra - wanted
+    """Extra classes the post-processing of ``indices`` needs (not already in ``indices``).
+
+    The dependencies are the catalog's (:func:`UniversalSegLib.catalog.postprocess_requirements`), which
+    the Slicer checklist also shows to users.
+    """
+    wanted = {int(index) for index in indices}
+    return postprocess_requirements(wanted) - wanted
 
 
 def _bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:

@@ -2,44 +2,15 @@
 
 from __future__ import annotations
 
-#: Official class names; output channel ``c`` is class index ``c + 1`` ("Celiac Truck" spelling kept).
-OFFICIAL_CLASS_NAMES: tuple[str, ...] = (
-    "Spleen",
-    "Right Kidney",
-    "Left Kidney",
-    "Gall Bladder",
-    "Esophagus",
-    "Liver",
-    "Stomach",
-    "Aorta",
-    "Postcava",
-    "Portal Vein and Splenic Vein",
-    "Pancreas",
-    "Right Adrenal Gland",
-    "Left Adrenal Gland",
-    "Duodenum",
-    "Hepatic Vessel",
-    "Right Lung",
-    "Left Lung",
-    "Colon",
-    "Intestine",
-    "Rectum",
-    "Bladder",
-    "Prostate",
-    "Left Head of Femur",
-    "Right Head of Femur",
-    "Celiac Truck",
-    "Kidney Tumor",
-    "Liver Tumor",
-    "Pancreas Tumor",
-    "Hepatic Vessel Tumor",
-    "Lung Tumor",
-    "Colon Tumor",
-    "Kidney Cyst",
-)
+from UniversalSegLib.catalog import official_class_names
+from UniversalSegLib.text.prompts import OFFICIAL_TEMPLATE
 
-#: Prompt used by the official CLIP embedding script (no trailing period).
-OFFICIAL_PROMPT_TEMPLATE = "A computerized tomography of a {}"
+#: Official class names; output channel ``c`` is class index ``c + 1`` ("Celiac Truck" spelling kept).
+OFFICIAL_CLASS_NAMES: tuple[str, ...] = tuple(official_class_names())
+
+
+#: Prompt used by the official CLIP embedding script (no trailing period); defined in ``text.prompts``.
+OFFICIAL_PROMPT_TEMPLATE = OFFICIAL_TEMPLATE
 
 
 def default_class_names(num_classes: int) -> list[str]:
