@@ -36,8 +36,8 @@ CPU_CONFIRM_SECONDS = 120
 DEVICE_CHOICES = (("auto", "Auto (GPU if available)"), ("cpu", "CPU"))
 SPEED_CHOICES = (
     ("faithful", "Faithful (official settings)"),
-    ("balanced", "Balanced (bf16, 1.4-2x faster)"),
-    ("fast", "Fast (3.4-4.9x faster, less exact)"),
+    ("balanced", "Balanced (about 2x faster on CPU, same masks)"),
+    ("fast", "Fast (3-4x faster on CPU, nearly the same masks)"),
 )
 
 

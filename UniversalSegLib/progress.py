@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 STAGES: tuple[str, ...] = (
     "load",
     "preprocess",
+    "compile",
     "inference",
     "postprocess",
     "resample",

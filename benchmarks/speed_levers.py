@@ -1,4 +1,4 @@
-"""Per-window cost of the speed levers (bf16 autocast, channels_last_3d, torch.compile) on this machine.
+"""Per-window cost of the speed levers (bf16, channels_last_3d, torch.compile, OpenVINO) on this machine.
 
 One window cut from a real CT (preprocessed the official way) runs through the real ``UniversalModel``
 (seeded random init) with each lever, in one process, the levers interleaved round by round so the ratios
@@ -10,6 +10,11 @@ a pessimistic proxy, the logits sit close to 0).
 Usage::
 
     python benchmarks/speed_levers.py [--backbones swinunetr unet] [--size 96] [--runs 3] [--compile]
+        [--openvino] [--torch-only-basics]
+
+``--openvino`` adds the OpenVINO engine (encoder compiled by OpenVINO in f32 and bf16, the text heads in
+PyTorch; the one-off conversion is reported, not timed in the rounds). ``--torch-only-basics`` leaves out
+the channels_last_3d levers (which did not pay) to shorten the run.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,20 +66,39 @@ def fidelity(reference: torch.Tensor, other: torch.Tensor) -> dict[str, float]:
     }
 
 
-def measure(backbone: str, x: torch.Tensor, runs: int, use_compile: bool) -> list[dict]:
+def openvino_levers(model: torch.nn.Module, size: int, cache: Path) -> tuple[dict, dict]:
+    """OpenVINO f32 and bf16 predictors of ``model`` (levers) and the conversion time (extra)."""
+    from UniversalSegLib.inference.openvino_engine import OpenVINOPredictor, compiled_encoder
+
+    start = time.perf_counter()
+    compiled = {p: compiled_encoder(model, [size] * 3, p, cache_dir=cache) for p in ("fp32", "bf16")}
+    convert_s = time.perf_counter() - start
+    levers = {f"OpenVINO {p}": (OpenVINOPredictor(model, compiled[p]), "fp32") for p in ("fp32", "bf16")}
+    return levers, {"OpenVINO fp32": {"compile_s": convert_s}}
+
+
+def measure(
+    backbone: str, x: torch.Tensor, runs: int, use_compile: bool, use_openvino: bool, channels_last: bool
+) -> list[dict]:
     """Levers timed in interleaved rounds (so a change of machine load hits every lever alike)."""
     from UniversalSegLib.model import UniversalModel
 
     torch.manual_seed(0)
     model = UniversalModel(backbone).eval()
-    cl_x = x.contiguous(memory_format=torch.channels_last_3d)
     levers = {
         "fp32 (reference)": (model, x, "fp32"),
         "bf16 autocast": (model, x, "bf16"),
-        "channels_last_3d fp32": (model, cl_x, "fp32"),
-        "channels_last_3d + bf16": (model, cl_x, "bf16"),
     }
+    if channels_last:
+        cl_x = x.contiguous(memory_format=torch.channels_last_3d)
+        levers["channels_last_3d fp32"] = (model, cl_x, "fp32")
+        levers["channels_last_3d + bf16"] = (model, cl_x, "bf16")
     extra: dict[str, dict] = {}
+    if use_openvino:
+        cache = Path(tempfile.mkdtemp(prefix="speed_levers_openvino_"))
+        ov_levers, ov_extra = openvino_levers(model, x.shape[-1], cache)
+        levers.update({name: (net, x, precision) for name, (net, precision) in ov_levers.items()})
+        extra.update(ov_extra)
     if use_compile:
         compiled = torch.compile(model)
         start = time.perf_counter()
@@ -113,18 +138,20 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--ct", type=Path, default=DEFAULT_CT)
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
+    parser.add_argument("--openvino", action="store_true", help="also time the OpenVINO engine (f32, bf16)")
+    parser.add_argument("--torch-only-basics", action="store_true", help="leave out channels_last_3d")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     x = real_window(args.ct, args.size)
     rows = []
     for backbone in args.backbones:
-        rows += measure(backbone, x, args.runs, args.compile)
+        rows += measure(backbone, x, args.runs, args.compile, args.openvino, not args.torch_only_basics)
     print(f"{'backbone':<10} {'lever':<26} {'s/window':>9} {'speed-up':>9} {'max|Δp|':>9} {'flipped':>9}")
     for row in rows:
         print(
             f"{row['backbone']:<10} {row['lever']:<26} {row['seconds']:>9.2f} {row['speedup']:>8.2f}x "
             f"{row['max_abs_dprob']:>9.4f} {row['flipped']:>9.4%}"
-            + (f"  (compile {row['compile_s']:.0f} s)" if "compile_s" in row else "")
+            + (f"  (compile/convert {row['compile_s']:.0f} s)" if "compile_s" in row else "")
         )
     if args.json_out:
         args.json_out.write_text(json.dumps(rows, indent=2))

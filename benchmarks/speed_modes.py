@@ -85,12 +85,26 @@ def _calibrated_class():
         def per_sample_norm(self, value: bool) -> None:
             self.model.per_sample_norm = value
 
-        def forward(self, x: torch.Tensor, channels=None) -> torch.Tensor:
-            logits = self.model(x, channels=channels)
-            index = torch.as_tensor(list(channels), device=x.device)
+        # What the OpenVINO engine needs: the encoder parts, and the heads with the calibration.
+        backbone = property(lambda self: self.model.backbone)
+        GAP = property(lambda self: self.model.GAP)
+        precls_conv = property(lambda self: self.model.precls_conv)
+        backbone_name = property(lambda self: self.model.backbone_name)
+
+        def image_features(self, x: torch.Tensor):
+            return self.model.image_features(x)
+
+        def class_logits(self, image: torch.Tensor, head_features: torch.Tensor, channels=None):
+            return self._calibrate(self.model.class_logits(image, head_features, channels), channels)
+
+        def _calibrate(self, logits: torch.Tensor, channels) -> torch.Tensor:
+            index = torch.as_tensor(list(channels), device=logits.device)
             scale = self.scale.index_select(0, index)[None, :, None, None, None]
             shift = self.shift.index_select(0, index)[None, :, None, None, None]
             return logits * scale.to(logits.dtype) + shift.to(logits.dtype)
+
+        def forward(self, x: torch.Tensor, channels=None) -> torch.Tensor:
+            return self._calibrate(self.model(x, channels=channels), channels)
 
     return _Calibrated
 
@@ -140,20 +154,41 @@ def peak_rss_mib() -> float:
 
 
 def child_options(mode: str, device: str, roi_size: int):
-    """Options of a speed mode, or of a custom setting ``PRECISION:OVERLAP[:BATCH]`` (e.g. ``bf16:0.25``)."""
+    """Options of a speed mode, or of a custom setting ``[ov-]PRECISION:OVERLAP[:BATCH]`` (``ov-bf16:0.25``:
+    the OpenVINO engine in bf16 with overlap 0.25; without ``ov-`` the PyTorch engine)."""
     from UniversalSegLib.inference.speed import options_for_speed
 
     if ":" not in mode:
         return options_for_speed(mode, device, roi_size=roi_size)
-    precision, overlap, *batch = mode.split(":")
+    engine = "openvino" if mode.startswith("ov-") else "torch"
+    precision, overlap, *batch = mode.removeprefix("ov-").split(":")
     return options_for_speed(
         "faithful",
         device,
         precision=precision,
         overlap=float(overlap),
         sw_batch_size=int(batch[0]) if batch else 1,
+        engine=engine,
         roi_size=roi_size,
     )
+
+
+def prepare_engine(model, options) -> float:
+    """Convert the model for OpenVINO if it is not stored yet; the seconds it took (0 when stored).
+
+    This is the one-off cost of a model's first OpenVINO run. The parent runs it in a child of its own
+    before the timed modes, so their times and peak memory are those of every later run (which loads and
+    compiles the stored model).
+    """
+    if options.engine != "openvino" or options.device.startswith("cuda"):
+        return 0.0
+    from UniversalSegLib.inference import openvino_engine
+
+    if openvino_engine.stored_encoder_path(model, [options.roi_size] * 3) is not None:
+        return 0.0
+    start = time.perf_counter()
+    openvino_engine.compiled_encoder(model, [options.roi_size] * 3, options.precision)
+    return time.perf_counter() - start
 
 
 def run_child(args: argparse.Namespace) -> None:
@@ -166,6 +201,10 @@ def run_child(args: argparse.Namespace) -> None:
 
     model = build_model(args.backbone, args.weights, args.calibration)
     options = child_options(args.child, args.device, args.roi_size)
+    if args.prepare:
+        seconds = prepare_engine(model, options)
+        print("SPEED_MODE_ROW " + json.dumps({"convert_s": seconds, "peak_rss_mib": peak_rss_mib()}))
+        return
     cuda = options.device.startswith("cuda")
     if cuda:
         torch.cuda.reset_peak_memory_stats()
@@ -184,6 +223,7 @@ def run_child(args: argparse.Namespace) -> None:
     row = {
         "mode": args.child,
         "precision": options.precision,
+        "engine": options.engine,
         "overlap": options.overlap,
         "sw_batch_size": options.sw_batch_size,
         "device": result.device,
@@ -265,7 +305,9 @@ def resampled_ct(ct: Path, spacing_mm: float, work: Path) -> Path:
     return path
 
 
-def run_mode(args: argparse.Namespace, mode: str, ct: Path, calibration: Path | None) -> dict:
+def run_mode(
+    args: argparse.Namespace, mode: str, ct: Path, calibration: Path | None, prepare: bool = False
+) -> dict:
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -288,6 +330,8 @@ def run_mode(args: argparse.Namespace, mode: str, ct: Path, calibration: Path | 
         command += ["--weights", str(args.weights)]
     if calibration:
         command += ["--calibration", str(calibration)]
+    if prepare:
+        command.append("--prepare")
     result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO_ROOT)
     rows = [line for line in result.stdout.splitlines() if line.startswith("SPEED_MODE_ROW ")]
     if result.returncode != 0 or not rows:
@@ -297,7 +341,7 @@ def run_mode(args: argparse.Namespace, mode: str, ct: Path, calibration: Path | 
 
 def format_table(rows: list[dict], cuda: bool) -> str:
     header = (
-        f"{'mode':<9} {'settings':<22} {'win':>4} {'e2e s':>8} {'s/win':>6} {'speed-up':>8} {'outside':>8}"
+        f"{'mode':<14} {'settings':<22} {'win':>4} {'e2e s':>8} {'s/win':>6} {'speed-up':>8} {'outside':>8}"
         f" {'RSS MiB':>8} {'RSS/in':>7}"
         + (f" {'GPU MiB':>8}" if cuda else "")
         + f" {'max|Δp|':>8} {'minDice':>8} {'meanDice':>8} {'differ':>8}"
@@ -305,10 +349,11 @@ def format_table(rows: list[dict], cuda: bool) -> str:
     lines = [header, "-" * len(header)]
     base = next(row["total_s"] for row in rows if row["mode"] == "faithful")
     for row in rows:
-        settings = f"{row['precision']} ov{row['overlap']:g} b{row['sw_batch_size']}"
+        engine, precision = row.get("engine", "torch"), row["precision"]
+        settings = f"{engine} {precision} {row['overlap']:g} b{row['sw_batch_size']}"
         outside = 1 - row["network_s"] / row["total_s"]
         lines.append(
-            f"{row['mode']:<9} {settings:<22} {row['windows']:>4} {row['total_s']:>8.1f} "
+            f"{row['mode']:<14} {settings:<22} {row['windows']:>4} {row['total_s']:>8.1f} "
             f"{row['network_s'] / max(row['windows'], 1):>6.2f} {base / row['total_s']:>7.2f}x"
             f" {outside:>8.1%}"
             f" {row['peak_rss_mib']:>8.0f} {row['peak_rss_mib'] / row['input_mib']:>6.0f}x"
@@ -316,6 +361,12 @@ def format_table(rows: list[dict], cuda: bool) -> str:
             + f" {row['max_abs_dprob']:>8.4f} {row['min_dice']:>8.4f} {row['mean_dice']:>8.4f}"
             f" {row['differing_fraction']:>8.4%}"
         )
+    for row in rows:
+        if row.get("convert_s", 0) > 0:
+            lines.append(
+                f"  {row['mode']}: first run of a model +{row['convert_s']:.1f} s (OpenVINO conversion, "
+                f"peak RSS {row['convert_peak_rss_mib']:.0f} MiB, stored for later runs; not in e2e)"
+            )
     for row in rows:
         if row["mode"] != "faithful":
             per_class = ", ".join(f"{k}:{v:.4f}" for k, v in sorted(row["dice"].items()))
@@ -331,7 +382,8 @@ def main() -> None:
         "--modes",
         nargs="+",
         default=["faithful", "balanced", "fast"],
-        help="speed modes, or custom settings PRECISION:OVERLAP[:BATCH] such as bf16:0.25",
+        help="speed modes, or custom settings [ov-]PRECISION:OVERLAP[:BATCH] such as bf16:0.25 (PyTorch) "
+        "or ov-bf16:0.25 (OpenVINO)",
     )
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--resample-mm", type=float, help="resample the CT to this isotropic spacing first")
@@ -342,6 +394,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--calibration", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         run_child(args)
@@ -351,6 +404,7 @@ def main() -> None:
     args.modes = ["faithful"] + [m for m in args.modes if m != "faithful"]
     with tempfile.TemporaryDirectory(prefix="speed_modes_") as folder:
         args.work = Path(folder)
+        os.environ["UNIVERSALSEG_HOME"] = str(args.work / "home")  # a cold OpenVINO cache, own rates
         ct = resampled_ct(args.ct, args.resample_mm, args.work) if args.resample_mm else args.ct
         calibration = None
         if args.weights is None:
@@ -358,7 +412,14 @@ def main() -> None:
             calibrate(ct, args.backbone, calibration)
         rows = []
         for mode in args.modes:
+            may_use_openvino = mode in ("balanced", "fast") or mode.startswith("ov-")
+            if may_use_openvino and not args.device.startswith("cuda"):
+                prepared = run_mode(args, mode, ct, calibration, prepare=True)
+            else:
+                prepared = {"convert_s": 0.0}
             row = run_mode(args, mode, ct, calibration)
+            if prepared["convert_s"] > 0:
+                row.update(convert_s=prepared["convert_s"], convert_peak_rss_mib=prepared["peak_rss_mib"])
             print(f"[{mode}] {row['total_s']:.1f} s, {row['windows']} windows", file=sys.stderr, flush=True)
             rows.append(row)
         for row in rows:

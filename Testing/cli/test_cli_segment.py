@@ -111,3 +111,23 @@ def test_sigterm_cancels_without_output(small_ct, unet_checkpoint, tmp_path):
     assert "cancelled" in stderr
     assert not output.exists()
     assert not [path for path in tmp_path.iterdir() if path.name.startswith(".")]
+
+
+def test_balanced_speed_runs_the_openvino_engine_and_converts_once(
+    small_ct, unet_checkpoint, tmp_path, capsys
+):
+    pytest.importorskip("openvino")
+    command = ["segment", str(small_ct), "--weights", str(unet_checkpoint), "--classes", "liver"]
+    command += ["--speed", "balanced", "--progress", "json", "--no-postprocess"]
+    command += ["--roi-size", "16", "--device", "cpu"]
+
+    assert main([*command, "-o", str(tmp_path / "first.nii.gz")]) == 0
+    first = capsys.readouterr()
+    stages = [parse_progress_line(line).stage for line in first.out.splitlines()]
+    assert "compile" in stages and stages[-1] == "done"
+    assert "prepare the OpenVINO engine" in first.err
+    assert main([*command, "-o", str(tmp_path / "second.nii.gz")]) == 0
+    second = capsys.readouterr()
+    assert "prepare the OpenVINO engine" not in second.err  # stored after the first run
+    one, two = (sitk.ReadImage(str(tmp_path / name)) for name in ("first.nii.gz", "second.nii.gz"))
+    assert sitk.GetArrayViewFromImage(one).tolist() == sitk.GetArrayViewFromImage(two).tolist()

@@ -51,27 +51,43 @@ def tiny_ct(example_ct) -> sitk.Image:
 def test_faithful_is_the_official_default_everywhere() -> None:
     official = InferenceOptions(device="cpu")
     for device_type, bf16 in (("cpu", True), ("cpu", False), ("cuda", None), ("mps", None)):
-        preset = speed_preset("faithful", device_type, cpu_bf16=bf16)
-        assert (preset.overlap, preset.precision, preset.sw_batch_size, preset.blend) == (
-            official.overlap,
-            official.precision,
-            official.sw_batch_size,
-            official.blend,
-        )
+        for openvino in (True, False):
+            preset = speed_preset("faithful", device_type, cpu_bf16=bf16, openvino=openvino)
+            assert (preset.overlap, preset.precision, preset.sw_batch_size, preset.blend, preset.engine) == (
+                official.overlap,
+                official.precision,
+                official.sw_batch_size,
+                official.blend,
+                official.engine,
+            )
     assert options_for_speed("faithful", "cpu") == official
 
 
+def _presets(device_type: str, **flags: bool) -> dict:
+    return {mode: speed_preset(mode, device_type, **flags) for mode in SPEED_MODES}
+
+
 def test_faster_modes_change_only_the_levers_that_paid() -> None:
-    with_bf16 = {mode: speed_preset(mode, "cpu", cpu_bf16=True) for mode in SPEED_MODES}
-    assert with_bf16["balanced"].precision == with_bf16["fast"].precision == "bf16"
-    assert with_bf16["fast"].overlap < with_bf16["balanced"].overlap
-    without_bf16 = {mode: speed_preset(mode, "cpu", cpu_bf16=False) for mode in SPEED_MODES}
-    assert {preset.precision for preset in without_bf16.values()} == {"fp32"}  # bf16 is slow there
-    assert without_bf16["fast"].overlap < without_bf16["balanced"].overlap < 0.5
-    cuda = {mode: speed_preset(mode, "cuda") for mode in SPEED_MODES}
+    openvino_bf16 = _presets("cpu", cpu_bf16=True, openvino=True)
+    assert openvino_bf16["balanced"].engine == openvino_bf16["fast"].engine == "openvino"
+    assert (openvino_bf16["balanced"].precision, openvino_bf16["fast"].precision) == ("fp32", "bf16")
+    assert openvino_bf16["balanced"].overlap == openvino_bf16["fast"].overlap == 0.5  # official windows
+    openvino_fp32 = _presets("cpu", cpu_bf16=False, openvino=True)
+    assert {preset.precision for preset in openvino_fp32.values()} == {"fp32"}  # bf16 is slow there
+    assert openvino_fp32["fast"].overlap < openvino_fp32["balanced"].overlap
+    torch_bf16 = _presets("cpu", cpu_bf16=True, openvino=False)
+    assert torch_bf16["balanced"].precision == torch_bf16["fast"].precision == "bf16"
+    assert torch_bf16["fast"].overlap < torch_bf16["balanced"].overlap
+    torch_fp32 = _presets("cpu", cpu_bf16=False, openvino=False)
+    assert {preset.precision for preset in torch_fp32.values()} == {"fp32"}
+    assert torch_fp32["fast"].overlap < torch_fp32["balanced"].overlap < 0.5
+    cuda = _presets("cuda")
     assert cuda["fast"].precision == "fp16" and cuda["fast"].sw_batch_size > 1
-    for presets in (with_bf16, without_bf16, cuda):
+    assert {preset.engine for preset in cuda.values()} == {"torch"}
+    for presets in (openvino_bf16, openvino_fp32, torch_bf16, torch_fp32, cuda):
         assert all(preset.blend == "gaussian" and preset.note for preset in presets.values())
+    for presets in (torch_bf16, torch_fp32, cuda):
+        assert {preset.engine for preset in presets.values()} == {"torch"}
 
 
 def test_explicit_options_override_the_mode_and_bad_input_is_named() -> None:
@@ -175,12 +191,12 @@ def test_estimate_text_and_probe() -> None:
 
 
 def test_option_fields_unchanged_by_presets() -> None:
-    """Presets set only overlap/precision/batch/blend/device: other fields keep InferenceOptions' defaults."""
+    """Presets set only overlap/precision/batch/blend/device/engine: other fields keep the defaults."""
     defaults = InferenceOptions()
     for mode in SPEED_MODES:
         options = options_for_speed(mode, "cpu")
         for field in dataclasses.fields(InferenceOptions):
-            if field.name not in ("overlap", "precision", "sw_batch_size", "blend", "device"):
+            if field.name not in ("overlap", "precision", "sw_batch_size", "blend", "device", "engine"):
                 assert getattr(options, field.name) == getattr(defaults, field.name)
 
 

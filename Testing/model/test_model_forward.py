@@ -74,6 +74,19 @@ def test_unet_norm_uses_batch_statistics_in_eval(ct_crop):
     assert (alone - in_batch).abs().max() > 1e-3  # official behaviour: the batch changes the result
 
 
+def test_inference_leaves_the_model_state_untouched(ct_crop):
+    """The U-Net's unused running statistics change only in training mode, never during inference."""
+    model = random_model("unet", seed=2)
+    before = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    with torch.no_grad():
+        model(ct_crop[..., 24:40, 24:40, 24:40], channels=[0])
+    assert all(torch.equal(before[name], tensor) for name, tensor in model.state_dict().items())
+    model.train()
+    model(ct_crop[..., 24:40, 24:40, 24:40], channels=[0])
+    key = "backbone.down_tr64.ops.0.bn1.running_mean"
+    assert not torch.equal(before[key], model.state_dict()[key])  # training still updates them
+
+
 def test_per_sample_norm_batch_equals_single_windows(ct_crop):
     model = random_model("unet", seed=3)
     model.per_sample_norm = True

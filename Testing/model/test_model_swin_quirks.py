@@ -69,3 +69,25 @@ def test_stage4_six_cubed_window_slices_the_7_cubed_index():
     assert (out - true_index).abs().max() > 1e-2
     assert not torch.equal(attention.relative_position_index[:n, :n], _true_relative_position_index(6))
     assert len(list(itertools.islice(attention.parameters(), 1))) == 1
+
+
+def test_chunked_window_attention_equals_all_windows_at_once():
+    """Inference computes a few attention windows at a time (less memory); the numbers do not change."""
+    from UniversalSegLib.model.swin_backbone import ChunkedWindowAttention
+
+    torch.manual_seed(0)
+    model = UniversalModel("swinunetr").eval()
+    attentions = [m for m in model.modules() if isinstance(m, WindowAttention)]
+    assert attentions and all(type(m) is ChunkedWindowAttention for m in attentions)
+    assert not any("inner" in key for key in model.state_dict())  # parameter names untouched
+    x = torch.rand(2, 1, 64, 64, 64)
+    default = ChunkedWindowAttention.windows_per_pass
+    try:
+        with torch.no_grad():
+            ChunkedWindowAttention.windows_per_pass = 10_000  # all windows at once
+            reference = model(x, channels=[0, 7])
+            ChunkedWindowAttention.windows_per_pass = 5  # 64³: 125 windows in stage 1, shifted masks too
+            chunked = model(x, channels=[0, 7])
+    finally:
+        ChunkedWindowAttention.windows_per_pass = default
+    torch.testing.assert_close(chunked, reference, atol=1e-5, rtol=1e-5)

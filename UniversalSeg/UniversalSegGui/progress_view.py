@@ -9,6 +9,7 @@ from typing import Any
 STAGE_WEIGHTS: dict[str, float] = {
     "load": 0.05,
     "preprocess": 0.10,
+    "compile": 0.0,
     "inference": 0.70,
     "postprocess": 0.08,
     "resample": 0.05,
@@ -18,6 +19,7 @@ STAGE_TITLES: dict[str, str] = {
     "download": "Downloading weights",
     "load": "Loading",
     "preprocess": "Preprocessing",
+    "compile": "Preparing the fast CPU engine (once per model)",
     "inference": "Segmenting",
     "postprocess": "Post-processing",
     "resample": "Resampling to the input grid",

@@ -82,6 +82,7 @@ def estimate_for_speed(
         preset.precision,
         preset.overlap,
         preset.sw_batch_size,
+        engine=preset.engine,
     )
     return TimeEstimate(result.windows, result.seconds / max(result.windows, 1))
 

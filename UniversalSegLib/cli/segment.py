@@ -18,6 +18,7 @@ from pathlib import Path
 
 from UniversalSegLib.cli.exit_codes import CancelledRun, CliError, ExitCode, fail_with
 from UniversalSegLib.cli.progress_output import PROGRESS_MODES, ProgressPrinter
+from UniversalSegLib.inference.options import ENGINES
 from UniversalSegLib.inference.speed import SPEED_MODES
 
 logger = logging.getLogger("UniversalSegLib.cli")
@@ -55,9 +56,9 @@ def add_speed_argument(parser: argparse.ArgumentParser) -> None:
         "--speed",
         choices=SPEED_MODES,
         default="faithful",
-        help="faithful (default: official settings, the published numbers), balanced (bf16 on CPUs "
-        "that support it, fp16 on GPUs: 1.4-2x faster on CPU, masks nearly identical) or fast (also "
-        "fewer, non-overlapping windows: 3.4-4.9x, masks change at window borders). See docs/speed.md",
+        help="faithful (default: official settings, the published numbers), balanced (OpenVINO fp32 on "
+        "the CPU: 1.4-2.1x, masks equal up to rounding; fp16 on GPUs) or fast (OpenVINO bf16 on CPUs "
+        "with native bf16: 3-4.4x, masks nearly identical). See docs/speed.md",
     )
 
 
@@ -106,6 +107,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--precision", choices=("fp32", "bf16", "fp16"), help="compute precision (default: from --speed)"
     )
     parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="torch or openvino (CPU only; converted once per model and cached). Default: from --speed",
+    )
+    parser.add_argument(
         "--accept-license", action="store_true", help="accept the weights license (CC BY-NC-ND)"
     )
     parser.add_argument("--roi-size", type=int, default=96, help=argparse.SUPPRESS)  # tests / experiments
@@ -139,6 +145,7 @@ def job_from_args(args: argparse.Namespace) -> SegmentJob:
             overlap=args.overlap,
             precision=args.precision,
             sw_batch_size=args.sw_batch_size,
+            engine=args.engine,
             blend=args.blend,
             postprocess=not args.no_postprocess,
             roi_size=args.roi_size,
@@ -353,11 +360,14 @@ def _announce_estimate(job: SegmentJob, image, model, reporter) -> None:
             options.sw_batch_size,
             options.roi_size,
             probe,
+            engine=options.engine,
         )
     except Exception as exc:  # noqa: BLE001 - an estimate is a courtesy, never a reason to fail
         logger.debug("no time estimate: %s", exc)
         return
     message = f"Estimated time: {result.describe()}"
+    if options.engine == "openvino" and device.type == "cpu" and _needs_conversion(model, options.roi_size):
+        message += ", plus about 1 min once to prepare the OpenVINO engine for this model"
     logger.info(
         "%s [speed %s; per window %.2f s from %s]",
         message,
@@ -366,6 +376,16 @@ def _announce_estimate(job: SegmentJob, image, model, reporter) -> None:
         result.source,
     )
     reporter("load", message=message)
+
+
+def _needs_conversion(model, roi_size: int) -> bool:
+    """Whether the first OpenVINO run of ``model`` will convert it (nothing stored yet)."""
+    from UniversalSegLib.inference.openvino_engine import stored_encoder_path
+
+    try:
+        return hasattr(model, "image_features") and stored_encoder_path(model, [roi_size] * 3) is None
+    except Exception:  # noqa: BLE001 - no OpenVINO: the run itself will say so
+        return False
 
 
 def _record_rate(job: SegmentJob, model, result) -> None:
@@ -379,7 +399,9 @@ def _record_rate(job: SegmentJob, model, result) -> None:
         options = job.options
         per_96 = network * (estimate.ROI_SIZE / options.roi_size) ** 3
         backbone = getattr(model, "backbone_name", job.model_name)
-        estimate.record_run(backbone, device, options.precision, options.sw_batch_size, per_96, windows)
+        estimate.record_run(
+            backbone, device, options.precision, options.sw_batch_size, per_96, windows, options.engine
+        )
 
 
 def _weights_path(job: SegmentJob, printer: ProgressPrinter, cancel: threading.Event) -> Path:

@@ -3,8 +3,9 @@
 * Windows: the volume's foreground (voxels above −175 HU, the engine's crop) measured in mm, on the
   1.5 mm grid, counted the way MONAI's sliding window places them.
 * Seconds per window: in order of preference, (1) the last real run's network time per window for the
-  same (backbone, device, precision, windows per pass), recorded by :func:`record_run`; (2) a probe: two
-  forward passes on a 64³ input on this machine, the second timed and scaled by (96/64)³; (3) a static
+  same (backbone, device, engine, precision, windows per pass), recorded by :func:`record_run`; (2) a
+  probe: two PyTorch forward passes on a 64³ input on this machine, the second timed and scaled by
+  (96/64)³ (and divided by OpenVINO's measured speed-up over PyTorch for the OpenVINO engine); (3) a static
   table measured on a 2-core AVX-512 CPU. (1) and (2) are cached in ``<user cache>/speed_probe.json``.
 
 Only the standard library is imported at module level, so the Slicer module can read the cache and the
@@ -40,6 +41,10 @@ STATIC_SECONDS_PER_WINDOW: dict[tuple[str, str, str], float] = {
     ("swinunetr", "cpu", "bf16"): 6.5,
     ("unet", "cpu", "fp32"): 12.5,
     ("unet", "cpu", "bf16"): 6.3,
+    ("swinunetr", "cpu-openvino", "fp32"): 6.2,
+    ("swinunetr", "cpu-openvino", "bf16"): 3.0,
+    ("unet", "cpu-openvino", "fp32"): 8.7,
+    ("unet", "cpu-openvino", "bf16"): 4.2,
     ("swinunetr", "cuda", "fp32"): 0.25,
     ("swinunetr", "cuda", "fp16"): 0.1,
     ("swinunetr", "cuda", "bf16"): 0.1,
@@ -48,6 +53,18 @@ STATIC_SECONDS_PER_WINDOW: dict[tuple[str, str, str], float] = {
     ("unet", "cuda", "bf16"): 0.1,
 }
 DEFAULT_SECONDS_PER_WINDOW = 13.0
+#: One 96³ window, OpenVINO vs PyTorch at the same precision on the same CPU (docs/speed.md).
+OPENVINO_SPEEDUP: dict[tuple[str, str], float] = {
+    ("swinunetr", "fp32"): 2.1,
+    ("swinunetr", "bf16"): 3.0,
+    ("unet", "fp32"): 1.44,
+    ("unet", "bf16"): 1.57,
+}
+
+
+def rate_device(device_type: str, engine: str = "torch") -> str:
+    """The device label rates are kept under: ``cpu-openvino`` for the OpenVINO CPU engine, else the type."""
+    return "cpu-openvino" if engine == "openvino" and device_type == "cpu" else device_type
 
 
 @dataclass(frozen=True)
@@ -175,11 +192,17 @@ def record_seconds_per_window(key: str, seconds_per_window: float, source: str) 
 
 
 def record_run(
-    backbone: str, device_type: str, precision: str, sw_batch_size: int, network_s: float, windows: int
+    backbone: str,
+    device_type: str,
+    precision: str,
+    sw_batch_size: int,
+    network_s: float,
+    windows: int,
+    engine: str = "torch",
 ) -> None:
     """Remember the network seconds per window of a finished run (the best estimate for the next one)."""
     if windows > 0:
-        key = cache_key(backbone, device_type, precision, sw_batch_size)
+        key = cache_key(backbone, rate_device(device_type, engine), precision, sw_batch_size)
         record_seconds_per_window(key, network_s / windows, "last run")
 
 
@@ -229,24 +252,29 @@ def estimate_run(
     sw_batch_size: int = 1,
     roi_size: int = ROI_SIZE,
     probe: object | None = None,
+    engine: str = "torch",
 ) -> RunEstimate:
     """Estimate a run from the foreground extent in mm and the run settings.
 
     Args:
         extent_mm: foreground size in mm per axis (see :func:`foreground_extent_mm`).
         backbone, device_type, precision, overlap, sw_batch_size, roi_size: the run's settings.
-        probe: a callable returning seconds per window, run (and cached) when nothing is cached yet;
-            ``None`` falls back to the static table.
+        probe: a callable returning PyTorch seconds per window, run (and cached) when nothing is cached
+            yet; ``None`` falls back to the static table.
+        engine: ``torch`` or ``openvino``.
     """
     windows = window_count(resampled_shape(extent_mm), overlap, roi_size)
-    key = cache_key(backbone, device_type, precision, sw_batch_size)
+    rates_under = rate_device(device_type, engine)
+    key = cache_key(backbone, rates_under, precision, sw_batch_size)
     cached = cached_seconds_per_window(key)
     if cached is not None:
         per_window, source = cached
     elif probe is not None:
         per_window, source = float(probe()), "probe"
+        if rates_under == "cpu-openvino":
+            per_window /= OPENVINO_SPEEDUP.get((backbone, precision), 1.0)
         record_seconds_per_window(key, per_window, source)
     else:
-        per_window, source = static_seconds_per_window(backbone, device_type, precision), "table"
+        per_window, source = static_seconds_per_window(backbone, rates_under, precision), "table"
     scale = (roi_size / ROI_SIZE) ** 3
     return RunEstimate(windows, per_window * scale, source, device_type)

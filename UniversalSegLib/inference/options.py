@@ -9,6 +9,7 @@ from .errors import InferenceError
 BLEND_MODES: tuple[str, ...] = ("gaussian", "gaussian_monai", "constant")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+ENGINES: tuple[str, ...] = ("torch", "openvino")
 
 
 @dataclass
@@ -25,6 +26,8 @@ class InferenceOptions:
         postprocess: apply the official per-organ post-processing rules.
         roi_size: sliding-window size in voxels (cube side), 96 for the released models.
         threads: torch CPU threads for the run; ``None`` keeps the current setting.
+        engine: ``"torch"``, or ``"openvino"`` to run the image encoder through OpenVINO on CPU windows
+            (:mod:`~UniversalSegLib.inference.openvino_engine`; ignored with a warning on a GPU).
     """
 
     overlap: float = 0.5
@@ -35,6 +38,7 @@ class InferenceOptions:
     postprocess: bool = True
     roi_size: int = 96
     threads: int | None = None
+    engine: str = "torch"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -53,5 +57,7 @@ class InferenceOptions:
             raise InferenceError(f"device must be one of {DEVICES} (or 'cuda:N'), got {self.device!r}")
         if int(self.roi_size) < 1:
             raise InferenceError(f"roi_size must be >= 1, got {self.roi_size}")
+        if self.engine not in ENGINES:
+            raise InferenceError(f"engine must be one of {ENGINES}, got {self.engine!r}")
         if self.threads is not None and int(self.threads) < 1:
             raise InferenceError(f"threads must be >= 1 or None, got {self.threads}")

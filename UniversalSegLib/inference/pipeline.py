@@ -159,6 +159,37 @@ def _check_cancel(cancel: threading.Event | None, stage: str) -> None:
         raise SegmentationCancelled(f"cancelled before {stage}")
 
 
+def _engine_predictor(
+    model: Predictor,
+    options: InferenceOptions,
+    device: torch.device,
+    precision: str,
+    reporter: ProgressReporter,
+    warnings: list[str],
+) -> Predictor:
+    """``model`` itself, or its OpenVINO-compiled form for ``engine="openvino"`` on the CPU."""
+    if options.engine != "openvino":
+        return model
+    if device.type != "cpu":
+        warnings.append(f"engine openvino runs on the CPU only; used torch on {device}")
+        return model
+    if not hasattr(model, "image_features"):
+        warnings.append("engine openvino needs a UniversalModel; used torch for this predictor")
+        return model
+    from .openvino_engine import OpenVINOPredictor, compiled_encoder
+
+    reporter("compile", 0, 1)
+    compiled = compiled_encoder(
+        model,
+        [int(options.roi_size)] * 3,
+        precision,
+        threads=options.threads,
+        status=lambda message: reporter("compile", 0, 1, message),
+    )
+    reporter("compile", 1, 1)
+    return OpenVINOPredictor(model, compiled)
+
+
 def _predict_masks(
     prepared: PreprocessedImage,
     model: Predictor,
@@ -185,9 +216,10 @@ def _predict_masks(
         stats.clear()
         stats["device"] = attempt.device
         with _model_prepared(model, attempt.device, attempt.sw_batch_size):
+            predictor = _engine_predictor(model, options, attempt.device, precision, reporter, warnings)
             logits = sliding_window_logits(
                 prepared.tensor[None],
-                model,
+                predictor,
                 channels,
                 roi_size=options.roi_size,
                 overlap=options.overlap,

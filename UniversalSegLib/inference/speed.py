@@ -1,26 +1,21 @@
 """Speed modes: named presets of :class:`InferenceOptions` that trade a measured amount of fidelity for time.
 
-``faithful`` (the default) is the official setting, bit for bit: fp32, overlap 0.5, the MONAI-0.9.0
+``faithful`` (the default) is the official setting, bit for bit: PyTorch, fp32, overlap 0.5, the MONAI-0.9.0
 Gaussian blend, one window per forward pass. The faster modes change only the levers that paid on the
 machines we measured (docs/speed.md has the numbers and how they were measured):
 
-============  ==========================================  ==========================================
-mode          CPU                                         GPU (CUDA)
-============  ==========================================  ==========================================
-faithful      fp32, overlap 0.5                           fp32, overlap 0.5
-balanced      bf16 autocast, overlap 0.5                  fp16 autocast, overlap 0.5, 4 windows/pass
-fast          bf16 autocast, overlap 0                    fp16 autocast, overlap 0.25, 4 windows/pass
-============  ==========================================  ==========================================
+============  ============================================  ==========================================
+mode          CPU (OpenVINO installed; the usual case)      GPU (CUDA)
+============  ============================================  ==========================================
+faithful      PyTorch fp32, overlap 0.5                     PyTorch fp32, overlap 0.5
+balanced      OpenVINO fp32, overlap 0.5                    fp16 autocast, overlap 0.5, 4 windows/pass
+fast          OpenVINO bf16, overlap 0.5 (fp32 and overlap  fp16 autocast, overlap 0.25, 4 windows/pass
+              0.25 on CPUs without native bf16)
+============  ============================================  ==========================================
 
-Measured on a 2-core AVX512-BF16 CPU (docs/speed.md), end to end against ``faithful`` in the same run on a
-quiet machine: ``balanced`` 1.4x (swinunetr) and 2.0x (unet), ``fast`` 3.4x (swinunetr) and 4.85x (unet).
-Fidelity against ``faithful`` could only be measured with random-init weights (calibrated logits, a
-pessimistic proxy): ``balanced`` per-class Dice 0.978-0.992 (swinunetr), 0.917-0.989 (unet); ``fast``
-0.75-0.88, nearly all of it from the window positions (fp32 with overlap 0.25 alone gives 0.88), which a
-random model is far more sensitive to than a trained one. Re-measure with released weights
-(``benchmarks/speed_modes.py --weights``) before relying on ``fast`` for numbers. bf16 autocast only pays on
-CPUs with native bf16 (AVX512-BF16/AMX); elsewhere the CPU modes keep fp32 and only the overlap changes (as
-on Apple MPS). The GPU presets are not measured yet (benchmarks/gpu_check.sh).
+Without OpenVINO the CPU modes fall back to PyTorch: ``balanced`` bf16 autocast (or fp32 with overlap 0.25
+on CPUs without native bf16), ``fast`` the same with overlap 0. bf16 only pays on CPUs with native bf16
+(AVX512-BF16/AMX); elsewhere it is emulated and slower. Apple MPS uses the PyTorch CPU-without-bf16 presets.
 """
 
 from __future__ import annotations
@@ -46,6 +41,7 @@ class SpeedPreset:
         precision: ``fp32``, ``bf16`` or ``fp16`` autocast.
         sw_batch_size: windows per forward pass.
         blend: window blending (always the official Gaussian).
+        engine: ``torch`` or ``openvino`` (CPU only).
         note: the fidelity trade-off, for help texts and logs.
     """
 
@@ -54,12 +50,41 @@ class SpeedPreset:
     precision: str
     sw_batch_size: int
     blend: str = "gaussian"
+    engine: str = "torch"
     note: str = ""
 
 
-_FAITHFUL_NOTE = "official settings (fp32, overlap 0.5): the published numbers"
-_CPU = {
-    "faithful": SpeedPreset("faithful", 0.5, "fp32", 1, note=_FAITHFUL_NOTE),
+_FAITHFUL_NOTE = "official settings (PyTorch fp32, overlap 0.5): the published numbers"
+_FAITHFUL = SpeedPreset("faithful", 0.5, "fp32", 1, note=_FAITHFUL_NOTE)
+_OPENVINO_FP32 = SpeedPreset(
+    "balanced",
+    0.5,
+    "fp32",
+    1,
+    engine="openvino",
+    note="OpenVINO fp32 on the CPU: 1.4-2.1x, masks equal to faithful up to float rounding",
+)
+_CPU_OPENVINO = {
+    "faithful": _FAITHFUL,
+    "balanced": _OPENVINO_FP32,
+    "fast": SpeedPreset(
+        "fast",
+        0.5,
+        "bf16",
+        1,
+        engine="openvino",
+        note="OpenVINO bf16 on the CPU: 3-4.4x, masks nearly identical to faithful",
+    ),
+}
+_CPU_OPENVINO_WITHOUT_BF16 = {
+    "faithful": _FAITHFUL,
+    "balanced": _OPENVINO_FP32,
+    "fast": SpeedPreset(
+        "fast", 0.25, "fp32", 1, engine="openvino", note="OpenVINO fp32, overlap 0.25 (fewer windows)"
+    ),
+}
+_CPU_TORCH = {
+    "faithful": _FAITHFUL,
     "balanced": SpeedPreset(
         "balanced", 0.5, "bf16", 1, note="bf16 compute: 1.4-2x on CPU, masks nearly identical"
     ),
@@ -71,17 +96,17 @@ _CPU = {
         note="bf16, no window overlap: 3.4-4.9x on CPU, masks change at window borders",
     ),
 }
-_CPU_WITHOUT_BF16 = {
-    "faithful": _CPU["faithful"],
+_CPU_TORCH_WITHOUT_BF16 = {
+    "faithful": _FAITHFUL,
     "balanced": SpeedPreset("balanced", 0.25, "fp32", 1, note="overlap 0.25 (fewer windows)"),
     "fast": SpeedPreset("fast", 0.0, "fp32", 1, note="no window overlap (fewest windows)"),
 }
 _CUDA = {
-    "faithful": _CPU["faithful"],
+    "faithful": _FAITHFUL,
     "balanced": SpeedPreset("balanced", 0.5, "fp16", 4, note="fp16 compute, 4 windows per pass"),
     "fast": SpeedPreset("fast", 0.25, "fp16", 4, note="fp16, overlap 0.25, 4 windows per pass"),
 }
-_MPS = _CPU_WITHOUT_BF16
+_MPS = _CPU_TORCH_WITHOUT_BF16
 
 
 @functools.cache
@@ -106,13 +131,16 @@ def check_speed_mode(mode: str) -> str:
     return mode
 
 
-def speed_preset(mode: str, device_type: str, cpu_bf16: bool | None = None) -> SpeedPreset:
+def speed_preset(
+    mode: str, device_type: str, cpu_bf16: bool | None = None, openvino: bool | None = None
+) -> SpeedPreset:
     """The preset of ``mode`` on a device of type ``device_type`` (``cpu``, ``cuda``, ``mps``).
 
     Args:
         mode: a name in :data:`SPEED_MODES`.
         device_type: the device the run will use (resolve ``auto`` first).
         cpu_bf16: whether the CPU has native bf16; detected when ``None``.
+        openvino: whether the OpenVINO runtime is installed; detected when ``None``.
     """
     check_speed_mode(mode)
     if device_type == "cuda":
@@ -120,7 +148,13 @@ def speed_preset(mode: str, device_type: str, cpu_bf16: bool | None = None) -> S
     if device_type == "mps":
         return _MPS[mode]
     has_bf16 = cpu_has_fast_bf16() if cpu_bf16 is None else cpu_bf16
-    return (_CPU if has_bf16 else _CPU_WITHOUT_BF16)[mode]
+    if openvino is None:
+        from .openvino_engine import openvino_available
+
+        openvino = openvino_available()
+    if openvino:
+        return (_CPU_OPENVINO if has_bf16 else _CPU_OPENVINO_WITHOUT_BF16)[mode]
+    return (_CPU_TORCH if has_bf16 else _CPU_TORCH_WITHOUT_BF16)[mode]
 
 
 def options_for_speed(
@@ -130,6 +164,7 @@ def options_for_speed(
     overlap: float | None = None,
     precision: str | None = None,
     sw_batch_size: int | None = None,
+    engine: str | None = None,
     **fields: object,
 ) -> InferenceOptions:
     """:class:`InferenceOptions` for a speed mode; explicit ``overlap``/``precision``/``sw_batch_size`` win.
@@ -137,7 +172,7 @@ def options_for_speed(
     Args:
         mode: ``faithful``, ``balanced`` or ``fast``.
         device: as in :class:`InferenceOptions` (``auto`` is resolved to pick the preset).
-        overlap, precision, sw_batch_size: override the preset when not ``None``.
+        overlap, precision, sw_batch_size, engine: override the preset when not ``None``.
         fields: any other :class:`InferenceOptions` field (``blend``, ``postprocess``, ``roi_size``, ...).
     """
     from .device import resolve_device
@@ -151,6 +186,7 @@ def options_for_speed(
         "precision": preset.precision if precision is None else precision,
         "sw_batch_size": preset.sw_batch_size if sw_batch_size is None else sw_batch_size,
         "blend": preset.blend,
+        "engine": preset.engine if engine is None else engine,
         "device": device,
     }
     values.update(fields)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as nnf
-from monai.networks.nets.swin_unetr import PatchMergingV2, SwinUNETR
+from monai.networks.nets.swin_unetr import PatchMergingV2, SwinUNETR, WindowAttention
 from torch import Tensor
 
 #: (depth, height, width) parities of the eight slices, in the official concatenation order. Two parities
@@ -29,6 +29,9 @@ SWIN_FEATURE_SIZE = 48
 SWIN_BOTTLENECK_CHANNELS = 16 * SWIN_FEATURE_SIZE
 SWIN_DECODER_CHANNELS = SWIN_FEATURE_SIZE
 SWIN_SIZE_DIVISOR = 32
+#: Attention windows computed together at inference. The first stage of a 96³ input has 343 windows whose
+#: attention matrices (3 heads × 343² each) take about 0.5 GB per copy when computed all at once.
+ATTENTION_WINDOWS_PER_PASS = 49
 
 
 class OfficialPatchMerging(PatchMergingV2):
@@ -44,6 +47,31 @@ class OfficialPatchMerging(PatchMergingV2):
             x = nnf.pad(x, (0, 0, 0, w % 2, 0, h % 2, 0, d % 2))
         x = torch.cat([x[:, i::2, j::2, k::2, :] for i, j, k in OFFICIAL_MERGE_ORDER], dim=-1)
         return self.reduction(self.norm(x))
+
+
+class ChunkedWindowAttention(WindowAttention):
+    """MONAI's window attention, computed a few windows at a time when no gradient is recorded.
+
+    Each window's attention is independent of the others, so the result is the same as all at once
+    while the peak memory of a 96³ forward pass drops by about 1 GB. With gradients (training) it runs
+    unchanged. Installed by switching the class of MONAI's modules, so parameter names stay the same.
+    """
+
+    windows_per_pass = ATTENTION_WINDOWS_PER_PASS
+
+    def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        windows = x.shape[0] if mask is None else mask.shape[0]
+        if torch.is_grad_enabled() or windows <= self.windows_per_pass:
+            return super().forward(x, mask)
+        items = x.shape[0] // windows
+        grouped = x.view(items, windows, *x.shape[1:])
+        outputs = []
+        for first in range(0, windows, self.windows_per_pass):
+            last = min(first + self.windows_per_pass, windows)
+            part = grouped[:, first:last].reshape(-1, *x.shape[1:])
+            part_mask = None if mask is None else mask[first:last]
+            outputs.append(super().forward(part, part_mask).view(items, last - first, *x.shape[1:]))
+        return torch.cat(outputs, dim=1).view(x.shape)
 
 
 class SwinUNETRBackbone(SwinUNETR):
@@ -62,6 +90,9 @@ class SwinUNETRBackbone(SwinUNETR):
             downsample=OfficialPatchMerging,
         )
         del self.out
+        for module in self.modules():
+            if type(module) is WindowAttention:
+                module.__class__ = ChunkedWindowAttention
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         """Return ``(encoder10 output [B,768,/32], decoder1 output [B,48,full])``."""

@@ -1,8 +1,9 @@
 """Models-Genesis 3D U-Net backbone of the official model (``model/Unet.py::UNet3D`` layout).
 
-Its batch norm always normalises with the statistics of the current batch, also in ``eval()`` mode;
-running statistics are updated but never used. ``per_sample_norm`` computes the statistics per sample so
-that a batch of windows gives the same numbers as the windows one at a time.
+Its batch norm always normalises with the statistics of the current batch, also in ``eval()`` mode.
+Running statistics are updated in training mode (as in the official code) but never used; ``eval()``
+leaves them untouched, so inference does not change the model's state. ``per_sample_norm`` computes the
+statistics per sample so that a batch of windows gives the same numbers as the windows one at a time.
 """
 
 from __future__ import annotations
@@ -28,8 +29,16 @@ class ContBatchNorm3d(nn.modules.batchnorm._BatchNorm):
             raise ValueError(f"expected a 5-D input [B, C, D, H, W], got {x.dim()}-D")
 
     def _normalize(self, x: Tensor) -> Tensor:
+        track = self.training
         return nnf.batch_norm(
-            x, self.running_mean, self.running_var, self.weight, self.bias, True, self.momentum, self.eps
+            x,
+            self.running_mean if track else None,
+            self.running_var if track else None,
+            self.weight,
+            self.bias,
+            True,
+            self.momentum,
+            self.eps,
         )
 
     def forward(self, x: Tensor) -> Tensor:

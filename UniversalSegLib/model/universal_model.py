@@ -132,11 +132,26 @@ class UniversalModel(nn.Module):
 
     def forward(self, x: Tensor, channels: Sequence[int] | None = None) -> Tensor:
         """Logits ``[B, len(channels) or N, D, H, W]`` for 0-based output ``channels``, in the given order."""
+        self._channel_index(channels, x.device)  # a bad selection fails before the backbone runs
+        image, head_features = self.image_features(x)
+        return self.class_logits(image, head_features, channels)
+
+    def image_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The class-independent part of :meth:`forward` (backbone, global feature, pre-head convolution).
+
+        Returns:
+            the global image feature ``[B, 256]`` and the head input features ``[B, 8, D, H, W]``.
+        """
         self._check_input(x)
-        index = self._channel_index(channels, x.device)
         bottleneck, full_res = self.backbone(x)
+        return self.GAP(bottleneck).flatten(1), self.precls_conv(full_res)
+
+    def class_logits(
+        self, image: Tensor, head_features: Tensor, channels: Sequence[int] | None = None
+    ) -> Tensor:
+        """The text-conditioned heads of :meth:`forward` on the outputs of :meth:`image_features`."""
+        index = self._channel_index(channels, image.device)
         task = self.task_encoding().index_select(0, index)  # [K, 256]
-        image = self.GAP(bottleneck).flatten(1)  # [B, 256]
         num_selected = task.shape[0]
         condition = torch.cat(
             [
@@ -146,7 +161,6 @@ class UniversalModel(nn.Module):
             dim=2,
         )  # [B, K, 512]: image feature first, then text
         params = nnf.linear(condition, self.controller.weight.flatten(1), self.controller.bias)  # [B, K, 153]
-        head_features = self.precls_conv(full_res)  # [B, 8, D, H, W]
         outputs = [
             apply_dynamic_heads(head_features[b : b + 1], params[b]) for b in range(head_features.shape[0])
         ]

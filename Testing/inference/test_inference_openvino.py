@@ -1,0 +1,172 @@
+"""The OpenVINO CPU engine: same logits as PyTorch, converted once and cached, used by ``segment``."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+import SimpleITK as sitk  # noqa: N813
+import torch
+
+from UniversalSegLib.inference import InferenceError, InferenceOptions, estimate, openvino_engine, segment
+from UniversalSegLib.inference.openvino_engine import OpenVINOPredictor, compiled_encoder, encoder_key
+from UniversalSegLib.model import UniversalModel
+
+pytest.importorskip("openvino")
+
+ROI = [32, 32, 32]
+CHANNELS = [0, 5, 10, 31]
+
+
+def _unet(seed: int = 0) -> UniversalModel:
+    torch.manual_seed(seed)
+    return UniversalModel("unet").eval()
+
+
+@pytest.fixture(scope="module")
+def unet() -> UniversalModel:
+    return _unet()
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("openvino_cache")
+
+
+@pytest.fixture(scope="module")
+def compiled_fp32(unet, cache_dir):
+    return compiled_encoder(unet, ROI, "fp32", cache_dir=cache_dir)
+
+
+@pytest.fixture
+def ct_crop(ct_dir) -> torch.Tensor:
+    """Two 32³ windows of the real CT after the official intensity scaling."""
+    image = sitk.ReadImage(str(ct_dir / "totalseg_example" / "example_ct_sm.nii.gz"))
+    array = sitk.GetArrayFromImage(image).astype(np.float32)  # (z, y, x)
+    scaled = np.clip((array + 175.0) / 425.0, 0.0, 1.0)
+    windows = [scaled[0:30, 40:72, 40:72], scaled[0:30, 50:82, 20:52]]
+    padded = [np.pad(w, ((0, 2), (0, 0), (0, 0))) for w in windows]
+    return torch.from_numpy(np.stack(padded))[:, None]
+
+
+def test_openvino_logits_equal_pytorch(unet, compiled_fp32, ct_crop) -> None:
+    predictor = OpenVINOPredictor(unet, compiled_fp32)
+    unet.per_sample_norm = True  # OpenVINO runs the windows of a batch one at a time
+    try:
+        with torch.inference_mode():
+            expected = unet(ct_crop, channels=CHANNELS)
+            got = predictor(ct_crop, channels=CHANNELS)
+    finally:
+        unet.per_sample_norm = False
+    assert got.shape == expected.shape == (2, len(CHANNELS), *ROI)
+    assert float((got - expected).abs().max()) < 1e-3
+    assert float((torch.sigmoid(got) - torch.sigmoid(expected)).abs().max()) < 1e-4
+
+
+def test_bf16_compiles_and_stays_close(unet, cache_dir, ct_crop) -> None:
+    compiled = compiled_encoder(unet, ROI, "bf16", cache_dir=cache_dir)
+    with torch.inference_mode():
+        expected = torch.sigmoid(unet(ct_crop[:1], channels=CHANNELS))
+        got = torch.sigmoid(OpenVINOPredictor(unet, compiled)(ct_crop[:1], channels=CHANNELS))
+    assert float((got - expected).abs().max()) < 0.05
+
+
+def test_converted_encoder_is_stored_once_and_reused(unet, compiled_fp32, cache_dir, monkeypatch) -> None:
+    stored = list(cache_dir.glob("unet-32x32x32-*/encoder.xml"))
+    assert len(stored) == 1 and stored[0].with_suffix(".bin").is_file()
+    assert not [p for p in cache_dir.iterdir() if p.name.startswith(".")]  # no staging folder left
+    openvino_engine._COMPILED.clear()
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("converted again instead of loading the stored model")
+
+    monkeypatch.setattr(openvino_engine, "_convert", no_conversion)
+    assert compiled_encoder(unet, ROI, "fp32", cache_dir=cache_dir) is not None
+
+
+def test_key_follows_the_weights_but_not_unused_running_statistics() -> None:
+    model = _unet()
+    key = encoder_key(model, ROI, "ov")
+    assert key.startswith("unet-32x32x32-")
+    assert encoder_key(model, [64, 64, 64], "ov") != key
+    assert encoder_key(model, ROI, "other version") != key
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+    bn.running_mean += 1.0
+    assert encoder_key(model, ROI, "ov") == key
+    with torch.no_grad():
+        model.precls_conv[2].weight.add_(0.01)
+    assert encoder_key(model, ROI, "ov") != key
+
+
+def test_segment_with_the_openvino_engine_matches_pytorch(ct_dir, unet, compiled_fp32) -> None:
+    image = sitk.ReadImage(str(ct_dir / "totalseg_example" / "example_ct_sm.nii.gz"))[40:70, 30:60, 5:25]
+    classes = [1, 6, 11]
+    stages: list[str] = []
+    common = {"device": "cpu", "roi_size": 32, "postprocess": False}
+    torch_result = segment(image, unet, classes, InferenceOptions(**common), keep_probabilities=True)
+    ov_result = segment(
+        image,
+        unet,
+        classes,
+        InferenceOptions(engine="openvino", **common),
+        progress=lambda event: stages.append(event.stage),
+        keep_probabilities=True,
+    )
+    assert "compile" in stages and ov_result.warnings == []
+    assert ov_result.windows == torch_result.windows > 1
+    for index in classes:
+        difference = np.abs(
+            ov_result.probabilities[index].astype(np.float32)
+            - torch_result.probabilities[index].astype(np.float32)
+        )
+        assert difference.max() < 2e-3  # float16-stored probabilities
+        torch_mask = sitk.GetArrayViewFromImage(torch_result.masks[index])
+        ov_mask = sitk.GetArrayViewFromImage(ov_result.masks[index])
+        assert np.mean(torch_mask != ov_mask) < 1e-3
+
+
+def test_other_predictors_fall_back_to_torch_with_a_warning(example_ct, threshold_predictor) -> None:
+    options = InferenceOptions(device="cpu", roi_size=16, engine="openvino", postprocess=False)
+    result = segment(example_ct[45:61, 35:51, 10:26], threshold_predictor, [6], options)
+    assert threshold_predictor.windows == result.windows > 0
+    assert any("needs a UniversalModel" in message for message in result.warnings)
+
+
+def test_missing_openvino_says_how_to_install(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(InferenceError, match="pip install openvino"):
+        openvino_engine.require_openvino()
+
+
+def test_unknown_engine_is_rejected() -> None:
+    with pytest.raises(InferenceError, match="engine must be one of"):
+        InferenceOptions(engine="onnx")
+
+
+def test_estimate_keeps_openvino_rates_apart_and_scales_the_probe(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("UNIVERSALSEG_HOME", str(tmp_path))
+    extent = (300.0, 250.0, 200.0)
+    torch_run = estimate.estimate_run(extent, "swinunetr", "cpu", "fp32", 0.5, probe=lambda: 12.0)
+    openvino_run = estimate.estimate_run(
+        extent, "swinunetr", "cpu", "fp32", 0.5, probe=lambda: 12.0, engine="openvino"
+    )
+    assert torch_run.seconds_per_window == 12.0
+    speedup = estimate.OPENVINO_SPEEDUP[("swinunetr", "fp32")]
+    assert openvino_run.seconds_per_window == pytest.approx(12.0 / speedup)
+    estimate.record_run("swinunetr", "cpu", "fp32", 1, network_s=30.0, windows=10, engine="openvino")
+    again = estimate.estimate_run(extent, "swinunetr", "cpu", "fp32", 0.5, engine="openvino")
+    assert (again.seconds_per_window, again.source) == (3.0, "last run")
+    assert estimate.estimate_run(extent, "swinunetr", "cpu", "fp32", 0.5).seconds_per_window == 12.0
+
+
+def test_unwritable_cache_still_runs(unet, tmp_path, monkeypatch) -> None:
+    """A cache that cannot be written costs the next run a conversion, never this run."""
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(openvino_engine, "_store", refuse)
+    openvino_engine._COMPILED.clear()
+    compiled = compiled_encoder(unet, [16, 16, 16], "fp32", cache_dir=tmp_path / "cache")
+    assert compiled is not None and not list(tmp_path.glob("cache/*/encoder.xml"))
