@@ -57,8 +57,8 @@ def add_speed_argument(parser: argparse.ArgumentParser) -> None:
         choices=SPEED_MODES,
         default="faithful",
         help="faithful (default: official settings, the published numbers), balanced (OpenVINO fp32 on "
-        "the CPU: 1.4-2.1x, masks equal up to rounding; fp16 on GPUs) or fast (OpenVINO bf16 on CPUs "
-        "with native bf16: 3-4.4x, masks nearly identical). See docs/speed.md",
+        "the CPU: about 1.9x, masks equal up to rounding; fp16 on GPUs) or fast (OpenVINO bf16 on CPUs "
+        "with native bf16: 3.1-3.8x, masks nearly identical). See docs/speed.md",
     )
 
 

@@ -62,7 +62,7 @@ _OPENVINO_FP32 = SpeedPreset(
     "fp32",
     1,
     engine="openvino",
-    note="OpenVINO fp32 on the CPU: 1.4-2.1x, masks equal to faithful up to float rounding",
+    note="OpenVINO fp32 on the CPU: about 1.9x, masks equal to faithful up to float rounding",
 )
 _CPU_OPENVINO = {
     "faithful": _FAITHFUL,
@@ -73,7 +73,7 @@ _CPU_OPENVINO = {
         "bf16",
         1,
         engine="openvino",
-        note="OpenVINO bf16 on the CPU: 3-4.4x, masks nearly identical to faithful",
+        note="OpenVINO bf16 on the CPU: 3.1-3.8x, masks nearly identical to faithful",
     ),
 }
 _CPU_OPENVINO_WITHOUT_BF16 = {
