@@ -142,14 +142,19 @@ def foreground_extent_mm(image: object) -> tuple[float, float, float]:
     return tuple(extents)
 
 
-def cache_path() -> Path:
-    """``$UNIVERSALSEG_HOME/speed_probe.json`` or the per-user cache folder."""
+def cache_home() -> Path:
+    """``$UNIVERSALSEG_HOME`` or the per-user cache folder: where measured rates and converted models live."""
     home = os.environ.get(CACHE_ENV)
     if home:
-        return Path(home).expanduser() / CACHE_FILE
+        return Path(home).expanduser()
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir("UniversalSeg", appauthor=False)) / CACHE_FILE
+    return Path(platformdirs.user_cache_dir("UniversalSeg", appauthor=False))
+
+
+def cache_path() -> Path:
+    """``$UNIVERSALSEG_HOME/speed_probe.json`` or the same file in the per-user cache folder."""
+    return cache_home() / CACHE_FILE
 
 
 def cache_key(backbone: str, device_type: str, precision: str, sw_batch_size: int = 1) -> str:

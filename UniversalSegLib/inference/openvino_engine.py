@@ -34,7 +34,6 @@ from .errors import InferenceError
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = "1"
-CACHE_ENV = "UNIVERSALSEG_HOME"
 ENCODER_FILE = "encoder.xml"
 COMPILED_FOLDER = "compiled"
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "bf16"}
@@ -65,12 +64,17 @@ def require_openvino() -> Any:
 
 def default_cache_dir() -> Path:
     """``$UNIVERSALSEG_HOME/openvino`` or ``openvino`` in the per-user cache folder."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser() / "openvino"
-    import platformdirs
+    from .estimate import cache_home
 
-    return Path(platformdirs.user_cache_dir("UniversalSeg", appauthor=False)) / "openvino"
+    return cache_home() / "openvino"
+
+
+def _stored_folder(
+    model: torch.nn.Module, roi: Sequence[int], cache_dir: str | os.PathLike[str] | None, ov: Any
+) -> Path:
+    """``<cache_dir>/<key>``: where the converted encoder of ``model`` for ``roi`` windows is stored."""
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return folder / encoder_key(model, roi, ov.__version__)
 
 
 class _Encoder(torch.nn.Module):
@@ -132,9 +136,7 @@ def stored_encoder_path(
     model: torch.nn.Module, roi: Sequence[int], cache_dir: str | os.PathLike[str] | None = None
 ) -> Path | None:
     """The stored converted encoder of ``model`` for ``roi`` windows, or ``None`` (not converted yet)."""
-    ov = require_openvino()
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = folder / encoder_key(model, roi, ov.__version__) / ENCODER_FILE
+    path = _stored_folder(model, roi, cache_dir, require_openvino()) / ENCODER_FILE
     return path if path.is_file() else None
 
 
@@ -166,12 +168,10 @@ def compiled_encoder(
     if precision not in _OV_PRECISION:
         raise InferenceError(f"precision must be one of {tuple(_OV_PRECISION)}, got {precision!r}")
     roi = [int(r) for r in roi]
-    key = encoder_key(model, roi, ov.__version__)
-    memo_key = (key, precision, threads)
+    stored = _stored_folder(model, roi, cache_dir, ov)
+    memo_key = (stored.name, precision, threads)
     if memo_key in _COMPILED:
         return _COMPILED[memo_key]
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    stored = folder / key
     config: dict[str, Any] = {
         "INFERENCE_PRECISION_HINT": _OV_PRECISION[precision],
         "PERFORMANCE_HINT": "LATENCY",
@@ -188,7 +188,7 @@ def compiled_encoder(
         try:
             _store(encoder, stored, ov)
         except OSError as error:  # a read-only cache only costs the next run another conversion
-            logger.warning("could not store the converted model in %s: %s", folder, error)
+            logger.warning("could not store the converted model in %s: %s", stored.parent, error)
             compiled = core.compile_model(encoder, "CPU", config)
     if (stored / ENCODER_FILE).is_file():
         # OpenVINO keeps the compiled form next to it: 0.5 s to load instead of about 9 s to compile. One
