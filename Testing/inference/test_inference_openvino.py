@@ -170,3 +170,59 @@ def test_unwritable_cache_still_runs(unet, tmp_path, monkeypatch) -> None:
     openvino_engine._COMPILED.clear()
     compiled = compiled_encoder(unet, [16, 16, 16], "fp32", cache_dir=tmp_path / "cache")
     assert compiled is not None and not list(tmp_path.glob("cache/*/encoder.xml"))
+
+
+def test_int8_is_quantized_once_stored_and_stays_close(unet, cache_dir, ct_crop, monkeypatch) -> None:
+    from UniversalSegLib.inference import openvino_quantize
+
+    pytest.importorskip("nncf")
+    messages: list[str] = []
+    compiled = compiled_encoder(unet, ROI, "int8", cache_dir=cache_dir, status=messages.append)
+    assert any("int8" in message for message in messages)
+    stored = openvino_engine.stored_encoder_path(unet, ROI, cache_dir, precision="int8")
+    assert stored is not None and stored.parent.name == openvino_quantize.INT8_FOLDER
+    assert stored.parent.parent == openvino_engine.stored_encoder_path(unet, ROI, cache_dir).parent
+    with torch.inference_mode():
+        expected = unet(ct_crop[:1], channels=CHANNELS)
+        got = OpenVINOPredictor(unet, compiled)(ct_crop[:1], channels=CHANNELS)
+    error = float((got - expected).abs().max() / expected.abs().max())
+    assert 0 < error < 0.1  # quantized (not the float model), yet close
+    openvino_engine._COMPILED.clear()
+
+    def no_quantization(*args, **kwargs):
+        raise AssertionError("quantized again instead of loading the stored int8 model")
+
+    monkeypatch.setattr(openvino_quantize, "quantize_encoder", no_quantization)
+    again = compiled_encoder(unet, ROI, "int8", cache_dir=cache_dir)
+    with torch.inference_mode():
+        assert torch.equal(OpenVINOPredictor(unet, again)(ct_crop[:1], channels=CHANNELS), got)
+
+
+def test_int8_keeps_the_input_and_pre_head_convolutions_in_float(unet, cache_dir) -> None:
+    import openvino
+
+    from UniversalSegLib.inference.openvino_quantize import float_operations
+
+    encoder = openvino.Core().read_model(str(openvino_engine.stored_encoder_path(unet, ROI, cache_dir)))
+    names = float_operations(encoder)
+    assert any("precls_conv" in name for name in names)
+    assert any(name.startswith("__module.model.backbone.") for name in names)  # the first convolution
+    assert len(names) == 2
+
+
+def test_int8_without_nncf_says_how_to_install(monkeypatch) -> None:
+    from UniversalSegLib.inference.openvino_quantize import require_nncf
+
+    monkeypatch.setitem(sys.modules, "nncf", None)
+    with pytest.raises(InferenceError, match="pip install nncf"):
+        require_nncf()
+
+
+def test_int8_needs_the_openvino_engine(example_ct, threshold_predictor) -> None:
+    with pytest.raises(InferenceError, match="--engine openvino"):
+        InferenceOptions(precision="int8")
+    options = InferenceOptions(
+        device="cpu", roi_size=16, engine="openvino", precision="int8", postprocess=False
+    )
+    result = segment(example_ct[45:61, 35:51, 10:26], threshold_predictor, [6], options)
+    assert any("int8 needs the OpenVINO engine" in message for message in result.warnings)

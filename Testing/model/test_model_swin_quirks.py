@@ -91,3 +91,27 @@ def test_chunked_window_attention_equals_all_windows_at_once():
     finally:
         ChunkedWindowAttention.windows_per_pass = default
     torch.testing.assert_close(chunked, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_inference_frees_full_resolution_tensors_without_changing_numbers():
+    """Without gradients the last decoder block releases each 96³ tensor early; logits stay bit-identical
+    to MONAI's own ``decoder1(dec, encoder1(x))`` (the training path) and gradients still flow."""
+    torch.manual_seed(0)
+    model = UniversalModel("swinunetr").eval()
+    x = torch.rand(1, 1, 64, 64, 64)
+    with torch.no_grad():
+        lean = model(x, channels=[0, 5])
+    backbone = model.backbone
+    plain = backbone._full_resolution_block
+    backbone._full_resolution_block = lambda dec, image: backbone.decoder1(dec, backbone.encoder1(image))
+    try:
+        with torch.no_grad():
+            reference = model(x, channels=[0, 5])
+    finally:
+        backbone._full_resolution_block = plain
+    assert torch.equal(lean, reference)
+    with torch.enable_grad():
+        trained = model(x, channels=[0, 5])
+        trained.sum().backward()
+    assert torch.equal(trained.detach(), reference)
+    assert backbone.encoder1.layer.conv1.conv.weight.grad is not None

@@ -54,12 +54,18 @@ def autocast_context(device: torch.device, precision: str) -> contextlib.Abstrac
 
 def precision_for_device(precision: str, device: torch.device) -> str:
     """The precision to run on ``device``: fp16 on a CPU becomes bf16 where the CPU has native bf16
-    (fp16 has no fast CPU kernels), else fp32."""
+    (fp16 has no fast CPU kernels), else fp32. ``int8`` (OpenVINO engine only) is kept on the CPU."""
     if device.type != "cpu" or precision != "fp16":
         return precision
     from .speed import cpu_has_fast_bf16
 
     return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
+def autocast_precision(precision: str, device: torch.device) -> str:
+    """The autocast precision of the PyTorch part of a run at ``precision``: ``int8`` quantizes only the
+    OpenVINO encoder, so PyTorch computes like fp16 asked for on ``device`` (bf16, fp16 or fp32)."""
+    return precision_for_device("fp16", device) if precision == "int8" else precision
 
 
 def is_out_of_memory(error: BaseException) -> bool:

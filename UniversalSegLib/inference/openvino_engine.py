@@ -12,6 +12,10 @@ where ``key`` hashes the encoder weights, the window size, the OpenVINO version 
 version; later runs only load it. OpenVINO's own cache keeps the compiled form in
 ``<key>/compiled/<precision>-threads<n>``, so a later run starts in about 0.5 s instead of compiling for
 about 9 s. Compiled models are also kept in memory for the life of the process (the Slicer session).
+
+``precision="int8"`` (opt-in, not a speed preset) quantizes the stored model's convolutions once with NNCF
+(:mod:`~UniversalSegLib.inference.openvino_quantize`, about 1.5 minutes) and keeps the result in
+``<key>/int8-v<n>/``: 1.7 s per window instead of 2.2 s in bf16, at a cost in fidelity (docs/speed.md).
 """
 
 from __future__ import annotations
@@ -93,10 +97,13 @@ def _encoder_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
 
 
 def encoder_key(model: torch.nn.Module, roi: Sequence[int], openvino_version: str) -> str:
-    """Hash of everything the converted encoder depends on: weights, backbone, window size, versions."""
+    """Hash of everything the converted encoder depends on: weights, backbone, window size, versions.
+
+    The U-Net's ``per_sample_norm`` is left out: the encoder is traced on one window, where it changes
+    nothing, so runs with several windows per pass reuse the same converted model.
+    """
     digest = hashlib.blake2b(digest_size=16)
     header = f"{FORMAT_VERSION}|{model.backbone_name}|{tuple(int(r) for r in roi)}|{openvino_version}"
-    header += f"|{bool(getattr(model, 'per_sample_norm', False))}"
     digest.update(header.encode())
     for module in _encoder_modules(model):
         for name, tensor in module.state_dict().items():
@@ -133,10 +140,21 @@ def _store(converted: Any, destination: Path, ov: Any) -> None:
 
 
 def stored_encoder_path(
-    model: torch.nn.Module, roi: Sequence[int], cache_dir: str | os.PathLike[str] | None = None
+    model: torch.nn.Module,
+    roi: Sequence[int],
+    cache_dir: str | os.PathLike[str] | None = None,
+    precision: str = "fp32",
 ) -> Path | None:
-    """The stored converted encoder of ``model`` for ``roi`` windows, or ``None`` (not converted yet)."""
-    path = _stored_folder(model, roi, cache_dir, require_openvino()) / ENCODER_FILE
+    """The stored converted encoder of ``model`` for ``roi`` windows, or ``None`` (not prepared yet).
+
+    ``precision="int8"`` asks for the quantized encoder; every other precision compiles the float one.
+    """
+    folder = _stored_folder(model, roi, cache_dir, require_openvino())
+    if precision == "int8":
+        from .openvino_quantize import INT8_FOLDER
+
+        folder = folder / INT8_FOLDER
+    path = folder / ENCODER_FILE
     return path if path.is_file() else None
 
 
@@ -153,8 +171,9 @@ def compiled_encoder(
     Args:
         model: a :class:`~UniversalSegLib.model.UniversalModel` (anything with ``image_features``).
         roi: window size (3 ints).
-        precision: ``fp32`` (OpenVINO ``f32``), ``bf16`` (pays only on CPUs with native bf16) or ``fp16``
-            (run as ``bf16``: CPUs have no fast fp16 convolutions).
+        precision: ``fp32`` (OpenVINO ``f32``), ``bf16`` (pays only on CPUs with native bf16), ``fp16``
+            (run as ``bf16``: CPUs have no fast fp16 convolutions) or ``int8`` (convolutions quantized once
+            with NNCF, :mod:`~UniversalSegLib.inference.openvino_quantize`; stored next to the float model).
         threads: CPU threads (``None``: OpenVINO's default, all cores).
         cache_dir: where converted encoders are stored (default :func:`default_cache_dir`).
         status: receives a one-line message before a long conversion.
@@ -165,42 +184,88 @@ def compiled_encoder(
             "engine 'openvino' needs a UniversalModel (a model with image_features/class_logits); "
             "use --engine torch for other predictors"
         )
-    if precision not in _OV_PRECISION:
-        raise InferenceError(f"precision must be one of {tuple(_OV_PRECISION)}, got {precision!r}")
+    if precision not in (*_OV_PRECISION, "int8"):
+        raise InferenceError(f"precision must be one of {(*_OV_PRECISION, 'int8')}, got {precision!r}")
     roi = [int(r) for r in roi]
     stored = _stored_folder(model, roi, cache_dir, ov)
     memo_key = (stored.name, precision, threads)
     if memo_key in _COMPILED:
         return _COMPILED[memo_key]
-    config: dict[str, Any] = {
-        "INFERENCE_PRECISION_HINT": _OV_PRECISION[precision],
-        "PERFORMANCE_HINT": "LATENCY",
-    }
+    hint = _compile_precision(precision)
+    config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
+    source = _prepared_encoder(model, roi, stored, precision, ov, status)
     core = ov.Core()
-    if not (stored / ENCODER_FILE).is_file():
-        message = "converting the model for the OpenVINO CPU engine (once per model, about a minute)"
-        logger.info(message)
-        if status is not None:
-            status(message)
-        encoder = _convert(model, roi, ov)
-        try:
-            _store(encoder, stored, ov)
-        except OSError as error:  # a read-only cache only costs the next run another conversion
-            logger.warning("could not store the converted model in %s: %s", stored.parent, error)
-            compiled = core.compile_model(encoder, "CPU", config)
-    if (stored / ENCODER_FILE).is_file():
+    if isinstance(source, Path):
         # OpenVINO keeps the compiled form next to it: 0.5 s to load instead of about 9 s to compile. One
         # folder per precision and thread count: OpenVINO 2026.4 gave a bf16 compilation the blob of an
         # earlier f32 one from the same folder, and wrong numbers with it.
-        setting = f"{_OV_PRECISION[precision]}-threads{threads or 'default'}"
+        setting = f"{'int8-' if precision == 'int8' else ''}{hint}-threads{threads or 'default'}"
         config["CACHE_DIR"] = str(stored / COMPILED_FOLDER / setting)
-        compiled = core.compile_model(str(stored / ENCODER_FILE), "CPU", config)
+        compiled = core.compile_model(str(source), "CPU", config)
+    else:
+        compiled = core.compile_model(source, "CPU", config)
     if len(_COMPILED) >= _COMPILED_LIMIT:
         _COMPILED.pop(next(iter(_COMPILED)))
     _COMPILED[memo_key] = compiled
     return compiled
+
+
+def _compile_precision(precision: str) -> str:
+    """OpenVINO's ``INFERENCE_PRECISION_HINT``: int8 models compute their float parts in bf16 where the CPU
+    has native bf16, else in f32."""
+    if precision != "int8":
+        return _OV_PRECISION[precision]
+    from .speed import cpu_has_fast_bf16
+
+    return "bf16" if cpu_has_fast_bf16() else "f32"
+
+
+def _report(message: str, status: StatusCallback | None) -> None:
+    logger.info(message)
+    if status is not None:
+        status(message)
+
+
+def _prepared_encoder(
+    model: torch.nn.Module,
+    roi: Sequence[int],
+    stored: Path,
+    precision: str,
+    ov: Any,
+    status: StatusCallback | None,
+) -> Path | Any:
+    """The stored encoder file for ``precision`` (converted, and for int8 quantized, on first use), or the
+    model itself when the cache folder cannot be written (only the next run pays again)."""
+    in_memory = None
+    if not (stored / ENCODER_FILE).is_file():
+        _report("converting the model for the OpenVINO CPU engine (once per model, about a minute)", status)
+        in_memory = _convert(model, roi, ov)
+        try:
+            _store(in_memory, stored, ov)
+        except OSError as error:  # a read-only cache only costs the next run another conversion
+            logger.warning("could not store the converted model in %s: %s", stored.parent, error)
+        else:
+            in_memory = None
+    if precision != "int8":
+        return stored / ENCODER_FILE if in_memory is None else in_memory
+    from .openvino_quantize import INT8_FOLDER, quantize_encoder
+
+    quantized_folder = stored / INT8_FOLDER
+    if (quantized_folder / ENCODER_FILE).is_file():
+        return quantized_folder / ENCODER_FILE
+    _report("quantizing the model to int8 for the fast mode (once per model, about 2 minutes)", status)
+    base = in_memory if in_memory is not None else ov.Core().read_model(str(stored / ENCODER_FILE))
+    quantized = quantize_encoder(base, roi)
+    if in_memory is not None:
+        return quantized
+    try:
+        _store(quantized, quantized_folder, ov)
+    except OSError as error:
+        logger.warning("could not store the int8 model in %s: %s", stored, error)
+        return quantized
+    return quantized_folder / ENCODER_FILE
 
 
 class OpenVINOPredictor:

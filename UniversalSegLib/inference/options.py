@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .errors import InferenceError
 
 BLEND_MODES: tuple[str, ...] = ("gaussian", "gaussian_monai", "constant")
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16")
+PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "int8")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 ENGINES: tuple[str, ...] = ("torch", "openvino")
 
@@ -21,7 +21,8 @@ class InferenceOptions:
         blend: ``"gaussian"`` (the official MONAI-0.9.0 map), ``"gaussian_monai"`` (current MONAI's
             Gaussian) or ``"constant"``.
         sw_batch_size: windows per forward pass.
-        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast).
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (autocast), or ``"int8"`` (engine ``openvino``
+            only: the encoder quantized to int8, the rest as ``"fp16"``).
         device: ``"auto"`` (CUDA, else MPS, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"mps"``.
         postprocess: apply the official per-organ post-processing rules.
         roi_size: sliding-window size in voxels (cube side), 96 for the released models.
@@ -59,5 +60,9 @@ class InferenceOptions:
             raise InferenceError(f"roi_size must be >= 1, got {self.roi_size}")
         if self.engine not in ENGINES:
             raise InferenceError(f"engine must be one of {ENGINES}, got {self.engine!r}")
+        if self.precision == "int8" and self.engine != "openvino":
+            raise InferenceError(
+                "precision int8 needs the OpenVINO engine: add --engine openvino (engine='openvino')"
+            )
         if self.threads is not None and int(self.threads) < 1:
             raise InferenceError(f"threads must be >= 1 or None, got {self.threads}")

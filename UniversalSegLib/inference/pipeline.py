@@ -14,7 +14,14 @@ import SimpleITK as sitk  # noqa: N813
 import torch
 
 from ..progress import ProgressCallback, ProgressReporter
-from .device import Attempt, fallback_attempts, precision_for_device, resolve_device, run_with_oom_fallback
+from .device import (
+    Attempt,
+    autocast_precision,
+    fallback_attempts,
+    precision_for_device,
+    resolve_device,
+    run_with_oom_fallback,
+)
 from .errors import InferenceError, SegmentationCancelled
 from .geometry import check_ct_image
 from .options import InferenceOptions
@@ -217,6 +224,9 @@ def _predict_masks(
         stats["device"] = attempt.device
         with _model_prepared(model, attempt.device, attempt.sw_batch_size):
             predictor = _engine_predictor(model, options, attempt.device, precision, reporter, warnings)
+            torch_precision = autocast_precision(precision, attempt.device)
+            if precision == "int8" and predictor is model:
+                warnings.append(f"precision int8 needs the OpenVINO engine; ran {torch_precision} in PyTorch")
             logits = sliding_window_logits(
                 prepared.tensor[None],
                 predictor,
@@ -226,7 +236,7 @@ def _predict_masks(
                 blend=options.blend,
                 sw_batch_size=attempt.sw_batch_size,
                 device=attempt.device,
-                precision=precision,
+                precision=torch_precision,
                 on_window=lambda done, total: reporter("inference", done, total),
                 cancel=cancel,
                 stats=stats,

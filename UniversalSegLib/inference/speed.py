@@ -73,7 +73,7 @@ _CPU_OPENVINO = {
         "bf16",
         1,
         engine="openvino",
-        note="OpenVINO bf16 on the CPU: 3.1-3.8x, masks nearly identical to faithful",
+        note="OpenVINO bf16 on the CPU: 3.8-4.3x, masks nearly identical to faithful",
     ),
 }
 _CPU_OPENVINO_WITHOUT_BF16 = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as nnf
+from monai.networks.blocks.dynunet_block import UnetResBlock
 from monai.networks.nets.swin_unetr import PatchMergingV2, SwinUNETR, WindowAttention
 from torch import Tensor
 
@@ -97,13 +98,38 @@ class SwinUNETRBackbone(SwinUNETR):
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         """Return ``(encoder10 output [B,768,/32], decoder1 output [B,48,full])``."""
         hidden = self.swinViT(x, self.normalize)
-        enc0 = self.encoder1(x)
+        if torch.is_grad_enabled():
+            enc0 = self.encoder1(x)
         enc1 = self.encoder2(hidden[0])
         enc2 = self.encoder3(hidden[1])
         enc3 = self.encoder4(hidden[2])
         bottleneck = self.encoder10(hidden[4])
         dec = self.decoder5(bottleneck, hidden[3])
+        del hidden
         dec = self.decoder4(dec, enc3)
         dec = self.decoder3(dec, enc2)
         dec = self.decoder2(dec, enc1)
-        return bottleneck, self.decoder1(dec, enc0)
+        if torch.is_grad_enabled():
+            return bottleneck, self.decoder1(dec, enc0)
+        return bottleneck, self._full_resolution_block(dec, x)
+
+    def _full_resolution_block(self, dec: Tensor, x: Tensor) -> Tensor:
+        """``decoder1(dec, encoder1(x))`` with each full-resolution tensor freed as soon as it is used.
+
+        The same operations as MONAI's ``UnetrUpBlock``/``UnetResBlock`` in the same arithmetic, so the
+        result is bit-identical; only the order in which independent tensors are computed and released
+        changes. At 96³ each full-resolution tensor takes 170 MB (48 channels), and this keeps at most
+        four of them alive instead of six.
+        """
+        block = self.decoder1
+        res = block.conv_block
+        if not (isinstance(res, UnetResBlock) and hasattr(res, "conv3") and hasattr(res, "norm3")):
+            return block(dec, self.encoder1(x))
+        merged = torch.cat((block.transp_conv(dec), self.encoder1(x)), dim=1)
+        residual = res.norm3(res.conv3(merged))
+        out = res.conv1(merged)
+        del merged
+        out = res.norm2(res.conv2(res.lrelu(res.norm1(out))))
+        out += residual
+        del residual
+        return res.lrelu(out)

@@ -1,0 +1,26 @@
+"""The segment command imports MONAI without torchvision (less peak memory) and torchvision still works."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SCRIPT = """
+import sys
+from UniversalSegLib.inference.lean_import import import_monai_without_torchvision
+assert import_monai_without_torchvision()
+assert "monai" in sys.modules and "torchvision" not in sys.modules
+from UniversalSegLib.model import UniversalModel
+UniversalModel("swinunetr")
+assert "torchvision" not in sys.modules
+import torchvision
+assert torchvision.__version__
+assert not import_monai_without_torchvision()  # MONAI already there: nothing to do
+print("ok")
+"""
+
+
+def test_monai_imported_without_torchvision_in_a_fresh_process():
+    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("ok")
