@@ -131,3 +131,23 @@ def test_balanced_speed_runs_the_openvino_engine_and_converts_once(
     assert "prepare the OpenVINO engine" not in second.err  # stored after the first run
     one, two = (sitk.ReadImage(str(tmp_path / name)) for name in ("first.nii.gz", "second.nii.gz"))
     assert sitk.GetArrayViewFromImage(one).tolist() == sitk.GetArrayViewFromImage(two).tolist()
+
+
+def test_int8_precision_quantizes_once_and_needs_the_openvino_engine(
+    small_ct, unet_checkpoint, tmp_path, capsys
+):
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    command = ["segment", str(small_ct), "--weights", str(unet_checkpoint), "--classes", "liver"]
+    command += ["--precision", "int8", "--no-postprocess", "--roi-size", "16", "--device", "cpu"]
+
+    assert main([*command, "-o", str(tmp_path / "refused.nii.gz")]) != 0  # faithful uses PyTorch
+    assert "--engine openvino" in capsys.readouterr().err
+    assert not (tmp_path / "refused.nii.gz").exists()
+    command += ["--engine", "openvino"]
+    assert main([*command, "-o", str(tmp_path / "first.nii.gz")]) == 0
+    assert "plus about 3 min once to prepare the OpenVINO engine" in capsys.readouterr().err
+    assert main([*command, "-o", str(tmp_path / "second.nii.gz")]) == 0
+    assert "prepare the OpenVINO engine" not in capsys.readouterr().err  # quantized model stored
+    one, two = (sitk.ReadImage(str(tmp_path / name)) for name in ("first.nii.gz", "second.nii.gz"))
+    assert sitk.GetArrayViewFromImage(one).tolist() == sitk.GetArrayViewFromImage(two).tolist()

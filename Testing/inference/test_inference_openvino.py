@@ -96,7 +96,22 @@ def test_key_follows_the_weights_but_not_unused_running_statistics() -> None:
     assert encoder_key(model, ROI, "ov") == key
     with torch.no_grad():
         model.precls_conv[2].weight.add_(0.01)
-    assert encoder_key(model, ROI, "ov") != key
+    changed = encoder_key(model, ROI, "ov")
+    assert changed != key
+    with torch.no_grad():
+        model.precls_conv[2].weight = torch.nn.Parameter(model.precls_conv[2].weight + 0.01)  # replaced
+    assert encoder_key(model, ROI, "ov") not in (key, changed)
+
+
+def test_key_is_hashed_once_per_model_state(monkeypatch) -> None:
+    model = _unet()
+    key = encoder_key(model, ROI, "ov")
+    hashed: list[int] = []
+    original = openvino_engine.hashlib.blake2b
+    monkeypatch.setattr(openvino_engine.hashlib, "blake2b", lambda **kw: hashed.append(1) or original(**kw))
+    assert encoder_key(model, ROI, "ov") == key and not hashed  # remembered
+    model.load_state_dict(_unet(seed=1).state_dict())  # copied in place: new weights, same tensors
+    assert encoder_key(model, ROI, "ov") != key and len(hashed) == 1
 
 
 def test_segment_with_the_openvino_engine_matches_pytorch(ct_dir, unet, compiled_fp32) -> None:

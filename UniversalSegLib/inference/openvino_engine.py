@@ -27,6 +27,7 @@ import os
 import shutil
 import tempfile
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ COMPILED_FOLDER = "compiled"
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "bf16"}
 _COMPILED: dict[tuple[str, str, int | None], Any] = {}
 _COMPILED_LIMIT = 4
+#: model -> {key header: (weights signature, key)}; entries go with their model.
+_KEYS: weakref.WeakKeyDictionary[torch.nn.Module, dict[str, tuple[tuple, str]]] = weakref.WeakKeyDictionary()
 # Batch-norm running statistics: the U-Net always normalises with batch statistics, so they never matter.
 _UNUSED_STATE = frozenset({"running_mean", "running_var", "num_batches_tracked"})
 
@@ -96,14 +99,29 @@ def _encoder_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
     return [model.backbone, model.GAP, model.precls_conv]
 
 
+def _weights_signature(model: torch.nn.Module) -> tuple[tuple[int, int], ...]:
+    """Identity and in-place version counter of every encoder tensor: changes whenever a weight does."""
+    return tuple(
+        (id(tensor), tensor._version)
+        for module in _encoder_modules(model)
+        for tensor in module.state_dict(keep_vars=True).values()
+    )
+
+
 def encoder_key(model: torch.nn.Module, roi: Sequence[int], openvino_version: str) -> str:
     """Hash of everything the converted encoder depends on: weights, backbone, window size, versions.
 
     The U-Net's ``per_sample_norm`` is left out: the encoder is traced on one window, where it changes
-    nothing, so runs with several windows per pass reuse the same converted model.
+    nothing, so runs with several windows per pass reuse the same converted model. Hashing the weights
+    takes 0.2-0.6 s, so the key is remembered per model for as long as no weight tensor is replaced or
+    changed in place.
     """
-    digest = hashlib.blake2b(digest_size=16)
     header = f"{FORMAT_VERSION}|{model.backbone_name}|{tuple(int(r) for r in roi)}|{openvino_version}"
+    signature = _weights_signature(model)
+    remembered = _KEYS.get(model, {}).get(header)
+    if remembered is not None and remembered[0] == signature:
+        return remembered[1]
+    digest = hashlib.blake2b(digest_size=16)
     digest.update(header.encode())
     for module in _encoder_modules(model):
         for name, tensor in module.state_dict().items():
@@ -112,7 +130,9 @@ def encoder_key(model: torch.nn.Module, roi: Sequence[int], openvino_version: st
             digest.update(name.encode())
             digest.update(str(tuple(tensor.shape)).encode())
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return f"{model.backbone_name}-{'x'.join(str(int(r)) for r in roi)}-{digest.hexdigest()}"
+    key = f"{model.backbone_name}-{'x'.join(str(int(r)) for r in roi)}-{digest.hexdigest()}"
+    _KEYS.setdefault(model, {})[header] = (signature, key)
+    return key
 
 
 def _convert(model: torch.nn.Module, roi: Sequence[int], ov: Any) -> Any:
