@@ -275,7 +275,7 @@ def _prepared_encoder(
     quantized_folder = stored / INT8_FOLDER
     if (quantized_folder / ENCODER_FILE).is_file():
         return quantized_folder / ENCODER_FILE
-    _report("quantizing the model to int8 for the fast mode (once per model, about 2 minutes)", status)
+    _report("quantizing the model to int8 (once per model, about 2 minutes)", status)
     base = in_memory if in_memory is not None else ov.Core().read_model(str(stored / ENCODER_FILE))
     quantized = quantize_encoder(base, roi)
     if in_memory is not None:
