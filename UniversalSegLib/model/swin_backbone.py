@@ -97,9 +97,9 @@ class SwinUNETRBackbone(SwinUNETR):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         """Return ``(encoder10 output [B,768,/32], decoder1 output [B,48,full])``."""
+        with_gradients = torch.is_grad_enabled()  # without them the last block frees memory early
         hidden = self.swinViT(x, self.normalize)
-        if torch.is_grad_enabled():
-            enc0 = self.encoder1(x)
+        enc0 = self.encoder1(x) if with_gradients else None
         enc1 = self.encoder2(hidden[0])
         enc2 = self.encoder3(hidden[1])
         enc3 = self.encoder4(hidden[2])
@@ -109,7 +109,7 @@ class SwinUNETRBackbone(SwinUNETR):
         dec = self.decoder4(dec, enc3)
         dec = self.decoder3(dec, enc2)
         dec = self.decoder2(dec, enc1)
-        if torch.is_grad_enabled():
+        if with_gradients:
             return bottleneck, self.decoder1(dec, enc0)
         return bottleneck, self._full_resolution_block(dec, x)
 
