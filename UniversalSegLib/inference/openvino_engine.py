@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from .errors import InferenceError
+from .errors import InferenceError, import_optional
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +59,11 @@ def openvino_available() -> bool:
 
 def require_openvino() -> Any:
     """The ``openvino`` module, or an :class:`InferenceError` that says how to install it."""
-    try:
-        import openvino
-    except ImportError as error:
-        raise InferenceError(
-            "engine 'openvino' needs the OpenVINO runtime: run `python -m pip install openvino`, or choose "
-            "--engine torch"
-        ) from error
-    return openvino
+    return import_optional(
+        "openvino",
+        "engine 'openvino' needs the OpenVINO runtime: run `python -m pip install openvino`, or choose "
+        "--engine torch",
+    )
 
 
 def default_cache_dir() -> Path:
@@ -169,13 +166,17 @@ def stored_encoder_path(
 
     ``precision="int8"`` asks for the quantized encoder; every other precision compiles the float one.
     """
-    folder = _stored_folder(model, roi, cache_dir, require_openvino())
-    if precision == "int8":
-        from .openvino_quantize import INT8_FOLDER
-
-        folder = folder / INT8_FOLDER
-    path = folder / ENCODER_FILE
+    path = _encoder_file(_stored_folder(model, roi, cache_dir, require_openvino()), precision)
     return path if path.is_file() else None
+
+
+def _encoder_file(stored: Path, precision: str) -> Path:
+    """The file in a model's ``stored`` folder that ``precision`` compiles: int8 model or float model."""
+    if precision != "int8":
+        return stored / ENCODER_FILE
+    from .openvino_quantize import INT8_FOLDER
+
+    return stored / INT8_FOLDER / ENCODER_FILE
 
 
 def compiled_encoder(
@@ -233,13 +234,12 @@ def compiled_encoder(
 
 
 def _compile_precision(precision: str) -> str:
-    """OpenVINO's ``INFERENCE_PRECISION_HINT``: int8 models compute their float parts in bf16 where the CPU
-    has native bf16, else in f32."""
-    if precision != "int8":
-        return _OV_PRECISION[precision]
-    from .speed import cpu_has_fast_bf16
+    """OpenVINO's ``INFERENCE_PRECISION_HINT``: int8 models compute their float parts as the run's PyTorch
+    part does (:func:`~UniversalSegLib.inference.device.autocast_precision`: bf16 where the CPU has native
+    bf16, else f32)."""
+    from .device import autocast_precision
 
-    return "bf16" if cpu_has_fast_bf16() else "f32"
+    return _OV_PRECISION[autocast_precision(precision, torch.device("cpu"))]
 
 
 def _report(message: str, status: StatusCallback | None) -> None:
@@ -270,22 +270,22 @@ def _prepared_encoder(
             in_memory = None
     if precision != "int8":
         return stored / ENCODER_FILE if in_memory is None else in_memory
-    from .openvino_quantize import INT8_FOLDER, quantize_encoder
+    from .openvino_quantize import quantize_encoder
 
-    quantized_folder = stored / INT8_FOLDER
-    if (quantized_folder / ENCODER_FILE).is_file():
-        return quantized_folder / ENCODER_FILE
+    quantized_file = _encoder_file(stored, precision)
+    if quantized_file.is_file():
+        return quantized_file
     _report("quantizing the model to int8 (once per model, about 2 minutes)", status)
     base = in_memory if in_memory is not None else ov.Core().read_model(str(stored / ENCODER_FILE))
     quantized = quantize_encoder(base, roi)
     if in_memory is not None:
         return quantized
     try:
-        _store(quantized, quantized_folder, ov)
+        _store(quantized, quantized_file.parent, ov)
     except OSError as error:
         logger.warning("could not store the int8 model in %s: %s", stored, error)
         return quantized
-    return quantized_folder / ENCODER_FILE
+    return quantized_file
 
 
 class OpenVINOPredictor:

@@ -19,13 +19,12 @@ the two convolutions that read the full-resolution concatenation in float too ga
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import logging
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import InferenceError
+from .errors import InferenceError, import_optional
 
 #: Part of the stored folder's name: a new scheme never reads an int8 model made by an older one.
 QUANTIZATION_VERSION = "1"
@@ -34,21 +33,13 @@ CALIBRATION_WINDOWS = 8
 _CONVOLUTIONS = frozenset({"Convolution", "GroupConvolution", "ConvolutionBackpropData"})
 
 
-def nncf_available() -> bool:
-    """Whether NNCF is installed (it is not imported)."""
-    return importlib.util.find_spec("nncf") is not None
-
-
 def require_nncf() -> Any:
     """The ``nncf`` module, or an :class:`InferenceError` that says how to install it."""
-    try:
-        import nncf
-    except ImportError as error:
-        raise InferenceError(
-            "precision int8 needs NNCF to quantize the model once: run `python -m pip install nncf`, "
-            "or choose --precision bf16"
-        ) from error
-    return nncf
+    return import_optional(
+        "nncf",
+        "precision int8 needs NNCF to quantize the model once: run `python -m pip install nncf`, "
+        "or choose --precision bf16",
+    )
 
 
 def float_operations(encoder: Any) -> list[str]:
