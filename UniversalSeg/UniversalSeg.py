@@ -36,8 +36,8 @@ CPU_CONFIRM_SECONDS = 120
 DEVICE_CHOICES = (("auto", "Auto (GPU if available)"), ("cpu", "CPU"))
 SPEED_CHOICES = (
     ("faithful", "Faithful (official settings)"),
-    ("balanced", "Balanced (about 1.9x faster on CPU, same masks)"),
-    ("fast", "Fast (3-4x faster on CPU, nearly the same masks)"),
+    ("balanced", "Balanced (about 4x faster on CPU, nearly the same masks)"),
+    ("fast", "Fast (about 5x faster on CPU, borders may shift by a voxel)"),
 )
 
 

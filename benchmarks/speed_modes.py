@@ -94,8 +94,9 @@ def _calibrated_class():
         def image_features(self, x: torch.Tensor):
             return self.model.image_features(x)
 
-        def class_logits(self, image: torch.Tensor, head_features: torch.Tensor, channels=None):
-            return self._calibrate(self.model.class_logits(image, head_features, channels), channels)
+        def class_logits(self, image: torch.Tensor, head_features: torch.Tensor, channels=None, **options):
+            logits = self.model.class_logits(image, head_features, channels, **options)
+            return self._calibrate(logits, channels)
 
         def _calibrate(self, logits: torch.Tensor, channels) -> torch.Tensor:
             index = torch.as_tensor(list(channels), device=logits.device)

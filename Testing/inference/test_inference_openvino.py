@@ -213,6 +213,54 @@ def test_int8_is_quantized_once_stored_and_stays_close(unet, cache_dir, ct_crop,
         assert torch.equal(OpenVINOPredictor(unet, again)(ct_crop[:1], channels=CHANNELS), got)
 
 
+def _concatenation_readers(encoder) -> list:
+    return [
+        operation
+        for operation in encoder.get_ordered_ops()
+        if operation.get_type_name() == "Convolution"
+        and operation.input(0).get_source_output().get_node().get_type_name() == "Concat"
+    ]
+
+
+def test_convolutions_reading_a_concatenation_are_split_into_the_same_function(
+    unet, compiled_fp32, cache_dir, ct_crop
+) -> None:
+    import openvino
+
+    from UniversalSegLib.inference.openvino_quantize import split_concatenated_convolutions
+
+    core = openvino.Core()
+    stored = str(openvino_engine.stored_encoder_path(unet, ROI, cache_dir))
+    encoder = core.read_model(stored)
+    readers = len(_concatenation_readers(encoder))
+    assert readers >= 3  # one per U-Net decoder level
+    assert split_concatenated_convolutions(encoder) == readers
+    assert not _concatenation_readers(encoder)
+    window = ct_crop[:1].numpy()
+    expected = core.compile_model(stored, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})([window])
+    got = core.compile_model(encoder, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})([window])
+    for index in range(2):
+        scale = float(np.abs(expected[index]).max())
+        assert float(np.abs(got[index] - expected[index]).max()) <= 1e-4 * scale
+
+
+def test_int8_gives_each_concatenated_input_its_own_quantizer(unet, cache_dir) -> None:
+    import openvino
+
+    pytest.importorskip("nncf")
+    compiled_encoder(unet, ROI, "int8", cache_dir=cache_dir)
+    stored = openvino_engine.stored_encoder_path(unet, ROI, cache_dir, precision="int8")
+    quantized = openvino.Core().read_model(str(stored))
+    parts = [
+        operation
+        for operation in quantized.get_ordered_ops()
+        if operation.get_type_name() == "Convolution" and "/part" in operation.get_friendly_name()
+    ]
+    assert len(parts) >= 6 and not _concatenation_readers(quantized)
+    sources = {part.input(0).get_source_output().get_node().get_type_name() for part in parts}
+    assert sources == {"FakeQuantize"}
+
+
 def test_int8_keeps_the_input_and_pre_head_convolutions_in_float(unet, cache_dir) -> None:
     import openvino
 

@@ -11,7 +11,7 @@ import SimpleITK as sitk  # noqa: N813
 import torch
 
 from UniversalSegLib.inference import InferenceError, InferenceOptions, estimate, segment
-from UniversalSegLib.inference.device import precision_for_device
+from UniversalSegLib.inference.device import autocast_precision, precision_for_device
 from UniversalSegLib.inference.preprocessing import preprocess
 from UniversalSegLib.inference.sliding_window import count_windows
 from UniversalSegLib.inference.speed import SPEED_MODES, options_for_speed, speed_preset
@@ -68,10 +68,13 @@ def _presets(device_type: str, **flags: bool) -> dict:
 
 
 def test_faster_modes_change_only_the_levers_that_paid() -> None:
-    openvino_bf16 = _presets("cpu", cpu_bf16=True, openvino=True)
+    openvino_bf16 = _presets("cpu", cpu_bf16=True, openvino=True, nncf=True)
     assert openvino_bf16["balanced"].engine == openvino_bf16["fast"].engine == "openvino"
-    assert (openvino_bf16["balanced"].precision, openvino_bf16["fast"].precision) == ("fp32", "bf16")
+    assert (openvino_bf16["balanced"].precision, openvino_bf16["fast"].precision) == ("bf16", "int8")
     assert openvino_bf16["balanced"].overlap == openvino_bf16["fast"].overlap == 0.5  # official windows
+    without_nncf = _presets("cpu", cpu_bf16=True, openvino=True, nncf=False)
+    assert without_nncf["fast"].precision == "bf16" and "NNCF" in without_nncf["fast"].note
+    assert without_nncf["balanced"] == openvino_bf16["balanced"]
     openvino_fp32 = _presets("cpu", cpu_bf16=False, openvino=True)
     assert {preset.precision for preset in openvino_fp32.values()} == {"fp32"}  # bf16 is slow there
     assert openvino_fp32["fast"].overlap < openvino_fp32["balanced"].overlap
@@ -123,7 +126,8 @@ def test_segment_honours_each_mode(tiny_ct, mode) -> None:
     expected_windows = count_windows(prepared.shape, [16] * 3, options.overlap)
     assert result.windows == sum(predictor.batches) == expected_windows
     assert max(predictor.batches) == min(options.sw_batch_size, expected_windows)
-    expected_dtype = {"fp32": None, "bf16": torch.bfloat16}[options.precision]
+    torch_precision = autocast_precision(options.precision, torch.device("cpu"))  # int8: only in OpenVINO
+    expected_dtype = {"fp32": None, "bf16": torch.bfloat16}[torch_precision]
     assert set(predictor.autocast) == {expected_dtype}
     assert 0 < result.timings["network"] <= result.timings["inference"] <= result.timings["total"]
     probabilities = result.probabilities[6]

@@ -56,9 +56,9 @@ def add_speed_argument(parser: argparse.ArgumentParser) -> None:
         "--speed",
         choices=SPEED_MODES,
         default="faithful",
-        help="faithful (default: official settings, the published numbers), balanced (OpenVINO fp32 on "
-        "the CPU: about 1.9x, masks equal up to rounding; fp16 on GPUs) or fast (OpenVINO bf16 on CPUs "
-        "with native bf16: 3.8-4.3x, masks nearly identical). See docs/speed.md",
+        help="faithful (default: official settings, the published numbers), balanced (OpenVINO bf16 on "
+        "CPUs with native bf16: about 4x, masks nearly identical; fp16 on GPUs) or fast (OpenVINO int8, "
+        "the model quantized once: about 5x, organ borders may shift by a voxel). See docs/speed.md",
     )
 
 
@@ -103,9 +103,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,
-        help="compute precision (default: from --speed); int8 needs --engine openvino and NNCF, quantizes "
-        "the model once (about 2 min) and is about 5x faster than faithful on a CPU, at a measured cost "
-        "in fidelity (docs/speed.md)",
+        help="compute precision (default: from --speed); int8 (what --speed fast uses on CPUs) needs "
+        "--engine openvino and NNCF and quantizes the model once (about 2 min; docs/speed.md)",
     )
     parser.add_argument(
         "--sw-batch-size", type=int, metavar="N", help="windows per forward pass (default: from --speed)"

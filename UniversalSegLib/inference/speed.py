@@ -5,17 +5,19 @@ Gaussian blend, one window per forward pass. The faster modes change only the le
 machines we measured (docs/speed.md has the numbers and how they were measured):
 
 ============  ============================================  ==========================================
-mode          CPU (OpenVINO installed; the usual case)      GPU (CUDA)
+mode          CPU with native bf16 (OpenVINO and NNCF       GPU (CUDA)
+              installed, as they are by default)
 ============  ============================================  ==========================================
 faithful      PyTorch fp32, overlap 0.5                     PyTorch fp32, overlap 0.5
-balanced      OpenVINO fp32, overlap 0.5                    fp16 autocast, overlap 0.5, 4 windows/pass
-fast          OpenVINO bf16, overlap 0.5 (fp32 and overlap  fp16 autocast, overlap 0.25, 4 windows/pass
-              0.25 on CPUs without native bf16)
+balanced      OpenVINO bf16, overlap 0.5                    fp16 autocast, overlap 0.5, 4 windows/pass
+fast          OpenVINO int8 (quantized once), overlap 0.5   fp16 autocast, overlap 0.25, 4 windows/pass
 ============  ============================================  ==========================================
 
-Without OpenVINO the CPU modes fall back to PyTorch: ``balanced`` bf16 autocast (or fp32 with overlap 0.25
-on CPUs without native bf16), ``fast`` the same with overlap 0. bf16 only pays on CPUs with native bf16
-(AVX512-BF16/AMX); elsewhere it is emulated and slower. Apple MPS uses the PyTorch CPU-without-bf16 presets.
+On CPUs without native bf16 (AVX512-BF16/AMX), where bf16 is emulated and slower, ``balanced`` is OpenVINO
+fp32 and ``fast`` OpenVINO fp32 with overlap 0.25 (int8 is not measured there). Without NNCF, ``fast`` is
+``balanced``. Without OpenVINO the CPU modes fall back to PyTorch: ``balanced`` bf16 autocast (or fp32 with
+overlap 0.25 on CPUs without native bf16), ``fast`` the same with overlap 0. Apple MPS uses the PyTorch
+CPU-without-bf16 presets.
 """
 
 from __future__ import annotations
@@ -62,19 +64,32 @@ _OPENVINO_FP32 = SpeedPreset(
     "fp32",
     1,
     engine="openvino",
-    note="OpenVINO fp32 on the CPU: about 1.9x, masks equal to faithful up to float rounding",
+    note="OpenVINO fp32 on the CPU: about 2x, masks equal to faithful up to float rounding",
+)
+_OPENVINO_BF16 = SpeedPreset(
+    "balanced",
+    0.5,
+    "bf16",
+    1,
+    engine="openvino",
+    note="OpenVINO bf16 on the CPU: about 4x, masks nearly identical to faithful",
 )
 _CPU_OPENVINO = {
     "faithful": _FAITHFUL,
-    "balanced": _OPENVINO_FP32,
+    "balanced": _OPENVINO_BF16,
     "fast": SpeedPreset(
         "fast",
         0.5,
-        "bf16",
+        "int8",
         1,
         engine="openvino",
-        note="OpenVINO bf16 on the CPU: 3.8-4.3x, masks nearly identical to faithful",
+        note="OpenVINO int8 on the CPU (the model is quantized once): about 5x, organ borders may shift by "
+        "a voxel",
     ),
+}
+_CPU_OPENVINO_WITHOUT_NNCF = {
+    **_CPU_OPENVINO,
+    "fast": dataclasses.replace(_OPENVINO_BF16, mode="fast", note=_OPENVINO_BF16.note + " (int8 needs NNCF)"),
 }
 _CPU_OPENVINO_WITHOUT_BF16 = {
     "faithful": _FAITHFUL,
@@ -132,7 +147,11 @@ def check_speed_mode(mode: str) -> str:
 
 
 def speed_preset(
-    mode: str, device_type: str, cpu_bf16: bool | None = None, openvino: bool | None = None
+    mode: str,
+    device_type: str,
+    cpu_bf16: bool | None = None,
+    openvino: bool | None = None,
+    nncf: bool | None = None,
 ) -> SpeedPreset:
     """The preset of ``mode`` on a device of type ``device_type`` (``cpu``, ``cuda``, ``mps``).
 
@@ -141,6 +160,7 @@ def speed_preset(
         device_type: the device the run will use (resolve ``auto`` first).
         cpu_bf16: whether the CPU has native bf16; detected when ``None``.
         openvino: whether the OpenVINO runtime is installed; detected when ``None``.
+        nncf: whether NNCF (which quantizes the model for ``fast``) is installed; detected when ``None``.
     """
     check_speed_mode(mode)
     if device_type == "cuda":
@@ -152,8 +172,14 @@ def speed_preset(
         from .openvino_engine import openvino_available
 
         openvino = openvino_available()
+    if openvino and not has_bf16:
+        return _CPU_OPENVINO_WITHOUT_BF16[mode]
     if openvino:
-        return (_CPU_OPENVINO if has_bf16 else _CPU_OPENVINO_WITHOUT_BF16)[mode]
+        if nncf is None:
+            from .openvino_quantize import nncf_available
+
+            nncf = nncf_available()
+        return (_CPU_OPENVINO if nncf else _CPU_OPENVINO_WITHOUT_NNCF)[mode]
     return (_CPU_TORCH if has_bf16 else _CPU_TORCH_WITHOUT_BF16)[mode]
 
 

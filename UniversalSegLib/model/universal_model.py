@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -147,9 +147,17 @@ class UniversalModel(nn.Module):
         return self.GAP(bottleneck).flatten(1), self.precls_conv(full_res)
 
     def class_logits(
-        self, image: Tensor, head_features: Tensor, channels: Sequence[int] | None = None
+        self,
+        image: Tensor,
+        head_features: Tensor,
+        channels: Sequence[int] | None = None,
+        heads: Callable[[Tensor, Tensor], Tensor] = apply_dynamic_heads,
     ) -> Tensor:
-        """The text-conditioned heads of :meth:`forward` on the outputs of :meth:`image_features`."""
+        """The text-conditioned heads of :meth:`forward` on the outputs of :meth:`image_features`.
+
+        ``heads`` runs one item's heads (default: the official grouped convolutions;
+        :func:`~UniversalSegLib.model.dynamic_heads.apply_dynamic_heads_by_chunks` is faster on CPUs).
+        """
         index = self._channel_index(channels, image.device)
         task = self.task_encoding().index_select(0, index)  # [K, 256]
         num_selected = task.shape[0]
@@ -161,9 +169,7 @@ class UniversalModel(nn.Module):
             dim=2,
         )  # [B, K, 512]: image feature first, then text
         params = nnf.linear(condition, self.controller.weight.flatten(1), self.controller.bias)  # [B, K, 153]
-        outputs = [
-            apply_dynamic_heads(head_features[b : b + 1], params[b]) for b in range(head_features.shape[0])
-        ]
+        outputs = [heads(head_features[b : b + 1], params[b]) for b in range(head_features.shape[0])]
         return torch.cat(outputs, dim=0)
 
     def extra_repr(self) -> str:
