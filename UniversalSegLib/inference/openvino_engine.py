@@ -127,7 +127,7 @@ def encoder_key(model: torch.nn.Module, roi: Sequence[int], openvino_version: st
                 continue
             digest.update(name.encode())
             digest.update(str(tuple(tensor.shape)).encode())
-            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            digest.update(tensor.detach().cpu().contiguous().numpy())  # the buffer itself, no copy
     key = f"{model.backbone_name}-{'x'.join(str(int(r)) for r in roi)}-{digest.hexdigest()}"
     _KEYS.setdefault(model, {})[header] = (signature, key)
     return key
