@@ -121,8 +121,10 @@ def split_concatenated_convolutions(encoder: Any) -> int:
 def quantize_encoder(encoder: Any, roi: Sequence[int]) -> Any:
     """``encoder`` (an ``openvino.Model``) with int8 convolutions, calibrated on the synthetic CT.
 
-    Takes about 1.5 minutes for the Swin UNETR on two cores. NNCF's progress bars and log lines are kept
-    off the console (the command line's progress output stays readable).
+    ``encoder`` itself is changed first: its concatenation readers are split in place
+    (:func:`split_concatenated_convolutions`), so pass a model read for this purpose. Takes about 1.5
+    minutes for the Swin UNETR on two cores. NNCF's progress bars and log lines are kept off the console
+    (the command line's progress output stays readable).
     """
     nncf = require_nncf()
     from .calibration import calibration_windows
