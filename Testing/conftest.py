@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from UniversalSegLib.privacy import disable_third_party_telemetry
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+disable_third_party_telemetry()  # a test that imports nncf or openvino directly must not write ~/intel either
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("UNIVERSALSEG_SHARED", REPO_ROOT.parent / "shared"))

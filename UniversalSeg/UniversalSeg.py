@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Annotated
 
 import qt
@@ -31,14 +32,28 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 SETTINGS_CLASSES_KEY = "UniversalSeg/SelectedClasses"
-DEFAULT_CLASSES = ("liver", "spleen", "kidney_right", "kidney_left", "pancreas")
 CPU_CONFIRM_SECONDS = 120
-DEVICE_CHOICES = (("auto", "Auto (GPU if available)"), ("cpu", "CPU"))
-SPEED_CHOICES = (
-    ("faithful", "Faithful (official settings)"),
-    ("balanced", "Balanced (about 4x faster on CPU, nearly the same masks)"),
-    ("fast", "Fast (about 5x faster on CPU, borders may shift by a voxel)"),
-)
+#: Slicer 5.10 is the first release with Python 3.10 or later (3.12); the engine's code needs 3.10.
+MINIMUM_SLICER_VERSION = "5.10"
+MINIMUM_PYTHON_VERSION = (3, 10)
+
+
+def unsupportedSlicerMessage(versionInfo=sys.version_info) -> str:
+    """One line saying which Slicer UniversalSeg needs, or ``""`` where this Slicer's Python can run it."""
+    if tuple(versionInfo[:2]) >= MINIMUM_PYTHON_VERSION:
+        return ""
+    return _(
+        "UniversalSeg needs 3D Slicer {slicer} or later (Python {needed} or later); this Slicer runs "
+        "Python {running}. Install a current Slicer from https://download.slicer.org to use it."
+    ).format(
+        slicer=MINIMUM_SLICER_VERSION,
+        needed=".".join(map(str, MINIMUM_PYTHON_VERSION)),
+        running=".".join(map(str, tuple(versionInfo[:2]))),
+    )
+
+
+# The model/device/speed choices and the first-use classes live in UniversalSegGui/choices.py (shared with
+# scripts/make_screenshot.py); the Choice([...]) lists below must list the same values (a test checks).
 
 
 #
@@ -60,6 +75,9 @@ class UniversalSeg(ScriptedLoadableModule):
             "non-commercial use only. Not a medical device."
         )
         self.parent.helpText += self.getDefaultModuleDocumentationLink()
+        unsupported = unsupportedSlicerMessage()
+        if unsupported:  # said once on load; the panel shows the same line instead of its widgets
+            logging.error(unsupported)
         self.parent.acknowledgementText = _(
             "Model: Liu J. et al., CLIP-Driven Universal Model for Organ Segmentation and Tumor Detection, "
             "ICCV 2023. Re-implemented with MONAI; weights by the original authors."
@@ -105,6 +123,14 @@ class UniversalSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
+        unsupported = unsupportedSlicerMessage()
+        if unsupported:  # the panel's code needs a newer Python: say so instead of failing
+            label = qt.QLabel(unsupported)
+            label.wordWrap = True
+            self.layout.addWidget(label)
+            self.layout.addStretch(1)
+            return
+        from UniversalSegGui.choices import DEVICE_CHOICES, SPEED_CHOICES
         from UniversalSegGui.class_checklist import ClassChecklist
         from UniversalSegGui.run_panel import RunController, RunPanel
         from UniversalSegGui.weights_panel import WeightsPanel
@@ -149,7 +175,8 @@ class UniversalSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.removeObservers()
 
     def enter(self) -> None:
-        self.initializeParameterNode()
+        if not unsupportedSlicerMessage():
+            self.initializeParameterNode()
 
     def exit(self) -> None:
         self.setParameterNode(None)
@@ -171,6 +198,8 @@ class UniversalSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if firstVolumeNode:
                 self._parameterNode.inputVolume = firstVolumeNode
         if not self._parameterNode.selectedClasses:
+            from UniversalSegGui.choices import DEFAULT_CLASSES
+
             remembered = qt.QSettings().value(SETTINGS_CLASSES_KEY, ",".join(DEFAULT_CLASSES))
             self._parameterNode.selectedClasses = [key for key in str(remembered).split(",") if key]
 
@@ -227,16 +256,15 @@ class UniversalSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         node = self._parameterNode
         text = ""
         if node is not None and node.inputVolume is not None and node.inputVolume.GetImageData() is not None:
-            gpu = self.logic.gpuInfo() if node.device == "auto" else None
-            if gpu is None:
-                estimate = self.logic.estimateCpuTime(node.inputVolume, node.model, node.speedMode)
-                text = _("Estimated time on CPU: about {duration} ({windows} windows).").format(
-                    duration=_formatDuration(estimate.seconds), windows=estimate.windows
-                )
-            else:
-                from UniversalSegGui.time_estimate import gpu_memory_warning
+            from UniversalSegGui.estimate_text import estimate_text
 
-                text = gpu_memory_warning(gpu[1], gpu[0]) or _("GPU: {name}").format(name=gpu[0])
+            gpu = self.logic.gpuInfo() if node.device == "auto" else None
+            dimensions = node.inputVolume.GetImageData().GetDimensions()
+            spacing = node.inputVolume.GetSpacing()
+            try:
+                text = estimate_text(dimensions, spacing, node.model, node.speedMode, gpu, translate=_)
+            except Exception as error:  # an estimate must never break a parameter change
+                logging.warning("Could not estimate the run time: %s", error)
         self.ui.estimateLabel.setText(text)
 
     # -- running -------------------------------------------------------------------------------------
@@ -244,7 +272,7 @@ class UniversalSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onSegmentButton(self) -> None:
         node = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("Failed to start the segmentation."), waitCursor=True):
-            self.logic.ensureDependencies()
+            self.logic.ensureDependencies(node.device, node.speedMode)
             self.weightsPanel.refresh()
             if not self.weightsPanel.ensureLicenseAccepted(node.model):
                 self.runPanel.setStatus(_("The weights license was not accepted; nothing was run."))
@@ -335,16 +363,32 @@ class UniversalSegLogic(ScriptedLoadableModuleLogic):
             self._job = SegmentationJob()
         return self._job
 
-    def requirementsPath(self) -> str:
-        return os.path.join(os.path.dirname(__file__), "Resources", "requirements.txt")
+    #: The user declined the CPU-acceleration packages in this session: not asked again until a restart.
+    _cpu_speed_declined = False
 
-    def ensureDependencies(self):
-        """Install what the engine needs (PyTorch through the PyTorch extension; not while testing)."""
+    def requirementsPath(self, name="requirements.txt") -> str:
+        return os.path.join(os.path.dirname(__file__), "Resources", name)
+
+    def ensureDependencies(self, device="auto", speed="faithful"):
+        """Install what a run on ``device`` in ``speed`` mode needs, keeping the installed PyTorch.
+
+        PyTorch comes through the PyTorch extension; OpenVINO/NNCF only for a CPU speed mode that uses them,
+        after asking. Nothing is installed while Slicer runs its tests. Returns a ``DependencyReport``.
+        """
         from UniversalSegGui.dependencies import ensure_dependencies, read_requirements
 
-        return ensure_dependencies(
-            read_requirements(self.requirementsPath()), self._dependencyEnvironment, translate=_
+        report = ensure_dependencies(
+            read_requirements(self.requirementsPath()),
+            self._dependencyEnvironment,
+            translate=_,
+            device=device,
+            speed=speed,
+            cpu_speed_requirements=read_requirements(self.requirementsPath("requirements-cpu-speed.txt")),
+            offer_cpu_speed=not self._cpu_speed_declined,
         )
+        if report.cpu_speed_declined:
+            self._cpu_speed_declined = True
+        return report
 
     @staticmethod
     def options(
@@ -362,10 +406,12 @@ class UniversalSegLogic(ScriptedLoadableModuleLogic):
         )
 
     def gpuInfo(self):
-        """(name, memory in bytes) of the CUDA GPU, or None; checked once, only if torch is importable."""
+        """(name, memory in bytes) of the CUDA GPU, or None; asked once torch is installed (not before)."""
         if not self._gpuChecked:
-            from UniversalSegGui.time_estimate import cuda_device
+            from UniversalSegGui.time_estimate import cuda_device, torch_installed
 
+            if not torch_installed():
+                return None  # asked again after the first run installs torch
             try:
                 self._gpuInfo = cuda_device()
             except Exception as error:  # a broken torch must not break the panel
@@ -422,7 +468,10 @@ class UniversalSegLogic(ScriptedLoadableModuleLogic):
         Raises:
             RuntimeError: the run failed, was cancelled or timed out (the message says why).
         """
-        self.ensureDependencies()
+        unsupported = unsupportedSlicerMessage()
+        if unsupported:
+            raise RuntimeError(unsupported)
+        self.ensureDependencies(kwargs.get("device", "auto"), kwargs.get("speed", "faithful"))
         self.startSegmentation(volumeNode, classes, **kwargs)
         result = self.job.wait(-1 if timeoutSeconds is None else int(timeoutSeconds * 1000))
         if self.isRunning():
@@ -458,6 +507,8 @@ class UniversalSegTest(ScriptedLoadableModuleTest):
         self.setUp()
         self.test_ImportMasks()
         self.setUp()
+        self.test_ImportSegmentationFile()
+        self.setUp()
         self.test_SegmentSmallVolume()
 
     def _addSmallVolume(self):
@@ -482,6 +533,34 @@ class UniversalSegTest(ScriptedLoadableModuleTest):
         tumor[15:20, 15:20, 15:20] = True
         node = import_masks(volume, {"liver": liver, "liver_tumor": tumor})
         self.assertEqual(node.GetName(), "UniversalSeg test CT segmentation")
+        self.assertEqual(node.GetSegmentation().GetSegment("liver").GetName(), "Liver")
+        self.assertTrue(np.array_equal(segment_mask(node, "liver", volume), liver))
+        self.assertTrue(np.array_equal(segment_mask(node, "liver_tumor", volume), tumor))
+        self.delayDisplay("Test passed")
+
+    def test_ImportSegmentationFile(self):
+        """A .seg.nrrd loaded into the chosen node: old segments replaced, catalog names back, voxels kept."""
+        import numpy as np
+        from UniversalSegGui.segmentation_import import import_masks, import_segmentation_file, segment_mask
+
+        self.delayDisplay("Importing a segmentation file")
+        volume, voxels = self._addSmallVolume()
+        liver = np.zeros(voxels.shape, bool)
+        liver[10:30, 10:30, 10:30] = True
+        tumor = np.zeros(voxels.shape, bool)
+        tumor[15:20, 15:20, 15:20] = True
+        written = import_masks(volume, {"liver": liver, "liver_tumor": tumor})
+        written.GetSegmentation().GetSegment("liver").SetName("renamed")
+        path = os.path.join(slicer.app.temporaryPath, "UniversalSegTestResult.seg.nrrd")
+        storage = slicer.vtkMRMLSegmentationStorageNode()
+        storage.SetFileName(path)
+        self.assertTrue(storage.WriteData(written))
+        chosen = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Chosen output")
+        chosen.GetSegmentation().AddEmptySegment("old")
+        node = import_segmentation_file(volume, path, output_node=chosen)
+        os.remove(path)
+        self.assertIs(node, chosen)
+        self.assertIsNone(node.GetSegmentation().GetSegment("old"))
         self.assertEqual(node.GetSegmentation().GetSegment("liver").GetName(), "Liver")
         self.assertTrue(np.array_equal(segment_mask(node, "liver", volume), liver))
         self.assertTrue(np.array_equal(segment_mask(node, "liver_tumor", volume), tumor))

@@ -6,12 +6,15 @@ The file loads directly with ``UniversalSegLib.load_model``; the extra entry is 
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from .errors import ConfigError, brief
 
 
 def rng_state() -> dict[str, Any]:
@@ -74,12 +77,18 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_training_checkpoint`.
 
     Raises:
-        ValueError: the file has no training state (e.g. a released checkpoint: use
+        ConfigError: the file cannot be read or has no training state (e.g. a released checkpoint: use
             ``model.init_checkpoint`` to fine-tune from it instead of ``--resume``).
     """
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise ConfigError(
+            f"{path} cannot be resumed: it is not a UniversalSeg training checkpoint ({brief(error)}); "
+            "to start from a released model's weights set model.init_checkpoint in the config."
+        ) from None
     if not isinstance(payload, dict) or "training_state" not in payload:
-        raise ValueError(
+        raise ConfigError(
             f"{path} has no training state, so it cannot be resumed; to start from its weights set "
             "model.init_checkpoint in the config."
         )

@@ -16,27 +16,32 @@ import torch
 from monai.data import CacheDataset, list_data_collate
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, DistributedSampler, Sampler
 
-from training.config import DatasetSpec, TrainingConfig
-from training.prepare import case_jobs, is_done
-from training.transforms import train_transforms
+from . import command
+from .case_cache import case_jobs, case_status
+from .config import DatasetSpec, TrainingConfig
+from .errors import ConfigError
+from .transforms import train_transforms
 
 
-class MissingPreparedDataError(RuntimeError):
-    """A case has not been prepared yet."""
+class MissingPreparedDataError(ConfigError):
+    """A case has not been prepared yet, or its input files changed since."""
 
 
 def prepared_items(config: TrainingConfig, spec: DatasetSpec, validation: bool = False) -> list[dict]:
     """Data dicts (``path``, ``classes``, ``dataset``, ``case_id``) of one dataset's prepared cases.
 
     Raises:
-        MissingPreparedDataError: some cases were not prepared (run ``python -m training.prepare``).
+        MissingPreparedDataError: some cases are not prepared or stale (run the ``prepare`` tool).
     """
     jobs = case_jobs(config, spec, validation)
-    missing = [job.image for job in jobs if not is_done(job)]
+    missing = [
+        (job, status) for job in jobs if (status := case_status(job, hash_changed=False)).kind != "current"
+    ]
     if missing:
+        job, status = missing[0]
         raise MissingPreparedDataError(
-            f"{len(missing)} case(s) of dataset {spec.key!r} are not prepared (first: {missing[0]}); "
-            f"run: python -m training.prepare {config.source or 'CONFIG'}"
+            f"{len(missing)} case(s) of dataset {spec.key!r} are not prepared or out of date (first: "
+            f"{job.image}: {status.reason}); run: {command('prepare')} {config.source or 'CONFIG'}"
         )
     return [
         {

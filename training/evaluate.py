@@ -1,8 +1,9 @@
 """``python -m training.evaluate CONFIG --weights CKPT``: Dice and NSD per class and dataset, CSV + plot.
 
 Cases are the prepared validation cases (``--split val``, default) or training cases. Inference is a
-sliding window over the prepared 1.5 mm volume; a class is scored where the dataset annotates it and
-its ground truth is non-empty (as the official ``dice_score`` reporting).
+sliding window over the prepared volume (``data.spacing``); a class is scored where the dataset
+annotates it and its ground truth is non-empty (as the official ``dice_score`` reporting). One
+progress line per case.
 """
 
 from __future__ import annotations
@@ -12,17 +13,22 @@ import contextlib
 import csv
 import io
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from training.config import TrainingConfig, load_config
-from training.datasets import prepared_items
-from training.metrics import dice_score, normalized_surface_dice
-from training.transforms import validation_transforms
 from UniversalSegLib.io.atomic import atomic_write_bytes
+
+from . import command
+from .config import TrainingConfig, load_config
+from .datasets import prepared_items
+from .errors import ConfigError, brief
+from .metrics import dice_score, normalized_surface_dice
+from .transforms import validation_transforms
 
 CSV_FIELDS = ("dataset", "case_id", "class_index", "class_key", "dice", "nsd")
 
@@ -57,38 +63,56 @@ def evaluate_cases(
     split: str = "val",
     nsd_tolerance_mm: float | None = 2.0,
     amp_dtype: torch.dtype | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (case, annotated class with non-empty ground truth)."""
+    """One row per (case, annotated class with non-empty ground truth).
+
+    Args:
+        progress: called with one line per finished case (``[i/n] dataset case: Dice per class (s)``).
+    """
     transform = validation_transforms(config.data)
     spacing = (config.data.spacing,) * 3
     rows = []
-    for spec in config.datasets:
-        for item in prepared_items(config, spec, validation=split == "val"):
-            data = transform(item)
-            probabilities = predict_volume(
-                model, data["image"].as_tensor(), config.data.roi_size, device, amp_dtype
+    cases = [
+        (spec, item)
+        for spec in config.datasets
+        for item in prepared_items(config, spec, validation=split == "val")
+    ]
+    for number, (spec, item) in enumerate(cases, 1):
+        started, first_row = time.perf_counter(), len(rows)
+        data = transform(item)
+        probabilities = predict_volume(
+            model, data["image"].as_tensor(), config.data.roi_size, device, amp_dtype
+        )
+        target = data["target"].numpy()
+        for index in spec.classes:
+            truth = target[index - 1] == 1
+            if not truth.any():
+                continue
+            prediction = probabilities[index - 1].numpy() > 0.5
+            nsd = (
+                normalized_surface_dice(prediction, truth, spacing, nsd_tolerance_mm)
+                if nsd_tolerance_mm is not None
+                else float("nan")
             )
-            target = data["target"].numpy()
-            for index in spec.classes:
-                truth = target[index - 1] == 1
-                if not truth.any():
-                    continue
-                prediction = probabilities[index - 1].numpy() > 0.5
-                nsd = (
-                    normalized_surface_dice(prediction, truth, spacing, nsd_tolerance_mm)
-                    if nsd_tolerance_mm is not None
-                    else float("nan")
-                )
-                rows.append(
-                    {
-                        "dataset": spec.key,
-                        "case_id": item["case_id"],
-                        "class_index": index,
-                        "class_key": config.class_table.resolve_key(index),
-                        "dice": dice_score(prediction, truth),
-                        "nsd": nsd,
-                    }
-                )
+            rows.append(
+                {
+                    "dataset": spec.key,
+                    "case_id": item["case_id"],
+                    "class_index": index,
+                    "class_key": config.class_table.resolve_key(index),
+                    "dice": dice_score(prediction, truth),
+                    "nsd": nsd,
+                }
+            )
+        if progress:
+            scores = (
+                ", ".join(f"{row['class_key']} {row['dice']:.3f}" for row in rows[first_row:]) or "no class"
+            )
+            progress(
+                f"[{number}/{len(cases)}] {spec.key} {item['case_id']}: Dice {scores} "
+                f"({time.perf_counter() - started:.1f} s)"
+            )
     return rows
 
 
@@ -157,7 +181,7 @@ def write_plot(summary: list[dict[str, Any]], path: Path, overwrite: bool = Fals
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=command("evaluate"), description=__doc__.split("\n")[0])
     parser.add_argument("config")
     parser.add_argument("--weights", required=True, help="checkpoint (ours or official layout)")
     parser.add_argument("--split", choices=["val", "train"], default="val")
@@ -170,20 +194,30 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         config = load_config(args.config)
-    except ValueError as error:  # ConfigError and unknown class references
-        parser.error(str(error))
-    out = Path(args.out) if args.out else config.output_dir / "evaluation"
-    outputs = (out / f"metrics_{args.split}.csv", out / f"dice_{args.split}.png")
-    existing = [str(p) for p in outputs if p.exists()]
-    if existing and not args.overwrite:
-        parser.error(f"{', '.join(existing)} exist(s); pass --overwrite or choose another --out folder.")
-    device = torch.device(args.device)
-    model = load_model(args.weights, device=device)
-    if model.num_classes != config.num_classes:
-        raise SystemExit(
-            f"{args.weights} has {model.num_classes} classes; the config defines {config.num_classes}."
-        )
-    rows = evaluate_cases(config, model, device, args.split, args.nsd_tolerance)
+        for spec in config.datasets:  # prepared and current, before the model is loaded
+            prepared_items(config, spec, validation=args.split == "val")
+        out = Path(args.out) if args.out else config.output_dir / "evaluation"
+        outputs = (out / f"metrics_{args.split}.csv", out / f"dice_{args.split}.png")
+        existing = [str(p) for p in outputs if p.exists()]
+        if existing and not args.overwrite:
+            raise ConfigError(
+                f"{', '.join(existing)} exist(s); pass --overwrite or choose another --out folder."
+            )
+        device = torch.device(args.device)
+        try:
+            model = load_model(args.weights, device=device)
+        except (OSError, ValueError, RuntimeError) as error:
+            raise ConfigError(f"--weights {args.weights} cannot be loaded ({brief(error)})") from None
+        if model.num_classes != config.num_classes:
+            raise ConfigError(
+                f"{args.weights} has {model.num_classes} classes; the config defines {config.num_classes}."
+            )
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    rows = evaluate_cases(
+        config, model, device, args.split, args.nsd_tolerance, progress=lambda line: print(line, flush=True)
+    )
     summary = summarize(rows)
     write_csv(rows + summary, outputs[0], args.overwrite)
     write_plot(summary, outputs[1], args.overwrite)

@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import command
+
 
 def export(checkpoint: str | Path, out: str | Path, official: bool = False, overwrite: bool = False) -> Path:
     """Export ``checkpoint`` to ``out`` (atomic; refuses to replace a file unless ``overwrite``)."""
@@ -23,7 +25,7 @@ def export(checkpoint: str | Path, out: str | Path, official: bool = False, over
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=command("export"), description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", help="a training checkpoint (e.g. runs/NAME/checkpoints/final.pth)")
     parser.add_argument("--out", required=True, help="output .pth file")
     parser.add_argument("--official", action="store_true", help="write the released official layout")
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         path = export(args.checkpoint, args.out, args.official, args.overwrite)
-    except FileExistsError as error:
+    except (FileExistsError, FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"Wrote {path}")

@@ -6,12 +6,14 @@ by the shared controller from each class's embedding, so they cost no new parame
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from training.config import ConfigError, TrainingConfig
+from .config import TrainingConfig
+from .errors import ConfigError, brief
 
 
 def load_embedding_file(path: str | Path) -> torch.Tensor:
@@ -20,8 +22,10 @@ def load_embedding_file(path: str | Path) -> torch.Tensor:
 
     try:
         return load_official_embeddings(path)
-    except (FileNotFoundError, ValueError) as error:
-        raise ConfigError(f"model.embeddings: {error}") from error
+    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise ConfigError(
+            f"model.embeddings: {path} cannot be read as class embeddings ({brief(error)})"
+        ) from None
 
 
 def text_embeddings(names: list[str], prompt_template: str, options: dict[str, Any]) -> torch.Tensor:

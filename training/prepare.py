@@ -3,19 +3,19 @@
 Per case: load image + label, reorient to RAS, map label values to universal classes, split paired
 organs left/right, resample to the configured spacing (image bilinear, labels nearest) and store
 ``<cache_dir>/<dataset>/<case>.npz`` (``image`` float32 HU [X,Y,Z], ``target`` uint8 [C,X,Y,Z] with
-255 = not annotated) plus a JSON sidecar written last. Done cases are skipped; runs in a process pool.
+255 = not annotated) plus a JSON sidecar written last. Current cases are skipped; a case whose input
+files or settings changed is prepared again (see ``case_cache``); runs in a process pool. Afterwards
+the label values found are compared with each dataset's ``label_map``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
+import logging
 import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,73 +23,21 @@ import torch
 from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, Orientationd, Spacingd
 from tqdm import tqdm
 
-from training.config import DatasetSpec, TrainingConfig, load_config
-from training.label_transfer import combination_map, expand_target
 from UniversalSegLib.io.atomic import atomic_output, atomic_write_text
+
+from . import command
+from .case_cache import CaseJob, case_id_for, case_jobs, case_status, file_state, is_done, refresh_sidecar
+from .config import TrainingConfig, load_config
+from .errors import ConfigError
+from .label_check import check_label_values
+from .label_transfer import combination_map, expand_target
+
+__all__ = ["CaseJob", "case_id_for", "case_jobs", "is_done", "prepare", "prepare_case", "load_ras"]
 
 # spawn, not fork: forking a process whose OpenMP threads were used (torch) can hang the workers
 _START_METHOD = "spawn"
-
-
-@dataclass(frozen=True)
-class CaseJob:
-    """Everything one worker needs to prepare one case (picklable)."""
-
-    dataset: str
-    case_id: str
-    image: str
-    label: str
-    label_map: dict[int, list[int]]
-    rl_split: list[tuple[int, int]]
-    classes: list[int]
-    num_classes: int
-    spacing: float
-    output: str
-
-    def fingerprint(self) -> str:
-        data = [self.image, self.label, sorted(self.label_map.items()), self.rl_split, self.classes]
-        data += [self.num_classes, self.spacing]
-        return hashlib.sha1(json.dumps(data, default=str).encode()).hexdigest()
-
-
-def case_id_for(image: str) -> str:
-    """A readable, collision-free id for a case: file stem plus a hash of the full path."""
-    name = Path(image).name
-    for suffix in (".nii.gz", ".nii", ".nrrd", ".mha", ".h5"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-    return f"{name}_{hashlib.sha1(image.encode()).hexdigest()[:8]}"
-
-
-def case_jobs(config: TrainingConfig, spec: DatasetSpec, validation: bool = False) -> list[CaseJob]:
-    """The prepare jobs of one dataset's training (or validation) cases."""
-    pairs = spec.val_cases if validation else spec.cases
-    return [
-        CaseJob(
-            dataset=spec.key,
-            case_id=case_id_for(image),
-            image=image,
-            label=label,
-            label_map=spec.label_map,
-            rl_split=list(spec.rl_split),
-            classes=spec.classes,
-            num_classes=config.num_classes,
-            spacing=config.data.spacing,
-            output=str(config.cache_dir / spec.key / case_id_for(image)),
-        )
-        for image, label in pairs
-    ]
-
-
-def is_done(job: CaseJob) -> bool:
-    """True if the case was prepared with the same inputs and settings."""
-    sidecar = Path(job.output + ".json")
-    if not sidecar.is_file() or not Path(job.output + ".npz").is_file():
-        return False
-    try:
-        return json.loads(sidecar.read_text(encoding="utf-8")).get("fingerprint") == job.fingerprint()
-    except (OSError, json.JSONDecodeError):
-        return False
+_MAX_REASONS_LOGGED = 20
+log = logging.getLogger(__name__)
 
 
 def load_ras(image: str, label: str, spacing: float | None = None) -> dict[str, Any]:
@@ -106,10 +54,12 @@ def load_ras(image: str, label: str, spacing: float | None = None) -> dict[str, 
 
 def prepare_case(job: CaseJob) -> str:
     """Run the label transfer for one case and write its cache files. Returns the case id."""
+    inputs = {role: file_state(getattr(job, role)) for role in ("image", "label")}  # before reading them
     data = load_ras(job.image, job.label)
     if tuple(data["image"].shape) != tuple(data["label"].shape):
         raise ValueError(f"{job.image} and {job.label} have different sizes.")
     raw_label = np.rint(data["label"][0].numpy()).astype(np.int64)
+    values, counts = np.unique(raw_label, return_counts=True)
     combo, combos = combination_map(raw_label, job.label_map, job.rl_split)
     data["label"] = data["label"].clone()
     data["label"][0] = torch_from(combo)
@@ -118,8 +68,7 @@ def prepare_case(job: CaseJob) -> str:
     target = expand_target(combo, combos, job.classes, job.num_classes)
     image = data["image"][0].numpy().astype(np.float32)
     affine = np.asarray(data["image"].affine, dtype=np.float64)
-    output = Path(job.output)
-    with atomic_output(output.with_suffix(".npz"), overwrite=True) as temporary:
+    with atomic_output(job.arrays, overwrite=True) as temporary:
         np.savez_compressed(temporary, image=image, target=target, affine=affine)
     sidecar = {
         "case_id": job.case_id,
@@ -132,9 +81,20 @@ def prepare_case(job: CaseJob) -> str:
         "shape": list(image.shape),
         "affine": affine.tolist(),
         "fingerprint": job.fingerprint(),
+        "inputs": inputs,
+        "label_values": {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)},
     }
-    atomic_write_text(output.with_suffix(".json"), json.dumps(sidecar, indent=1), overwrite=True)
+    atomic_write_text(job.sidecar, json.dumps(sidecar, indent=1), overwrite=True)
     return job.case_id
+
+
+def _prepare_or_explain(job: CaseJob) -> str:
+    try:
+        return prepare_case(job)
+    except Exception as error:  # unreadable or inconsistent data: name the case, keep one line
+        raise ConfigError(
+            f"dataset {job.dataset!r}: cannot prepare {job.image} / {job.label}: {error}"
+        ) from None
 
 
 def torch_from(array: np.ndarray) -> torch.Tensor:
@@ -145,19 +105,49 @@ def _init_worker() -> None:
     torch.set_num_threads(1)  # one thread per worker; the pool provides the parallelism
 
 
-def prepare(config: TrainingConfig, workers: int | None = None, show_progress: bool = True) -> list[CaseJob]:
-    """Prepare every training and validation case that is not cached yet.
+def cases_to_prepare(jobs: list[CaseJob], verify: bool = False) -> list[CaseJob]:
+    """The jobs whose cache is missing or stale (logged with the reason); refreshes touched ones."""
+    todo, stale = [], []
+    for job in jobs:
+        status = case_status(job, verify=verify)
+        if status.kind == "refresh":
+            refresh_sidecar(job, status.files or {})
+            log.info("%s/%s: %s; kept", job.dataset, job.case_id, status.reason)
+        elif status.kind != "current":
+            todo.append(job)
+            if status.kind == "stale":
+                stale.append(f"re-preparing {job.dataset}/{job.case_id}: {status.reason}")
+    for line in stale[:_MAX_REASONS_LOGGED]:
+        log.info(line)
+    if len(stale) > _MAX_REASONS_LOGGED:
+        log.info("... and %d more cases to re-prepare", len(stale) - _MAX_REASONS_LOGGED)
+    return todo
+
+
+def prepare(
+    config: TrainingConfig, workers: int | None = None, show_progress: bool = True, verify: bool = False
+) -> list[CaseJob]:
+    """Prepare every training and validation case that is not current, then check the label values.
+
+    Args:
+        config: the training configuration.
+        workers: processes (default ``data.prepare_workers``).
+        show_progress: show a progress bar.
+        verify: hash every input file instead of trusting unchanged size and modification time.
 
     Returns:
-        All jobs (done and new), so callers know where each case lives.
+        All jobs (current and new), so callers know where each case lives.
+
+    Raises:
+        ConfigError: a case cannot be prepared, or (``strict_labels``) a mapped label value never occurs.
     """
     jobs = [job for spec in config.datasets for val in (False, True) for job in case_jobs(config, spec, val)]
-    todo = [job for job in jobs if not is_done(job)]
+    todo = cases_to_prepare(jobs, verify)
     workers = config.data.prepare_workers if workers is None else workers
     bar = tqdm(total=len(todo), desc="prepare", unit="case", disable=not show_progress or not todo)
     if workers <= 1:
         for job in todo:
-            prepare_case(job)
+            _prepare_or_explain(job)
             bar.update()
     else:
         with ProcessPoolExecutor(
@@ -165,24 +155,32 @@ def prepare(config: TrainingConfig, workers: int | None = None, show_progress: b
             mp_context=multiprocessing.get_context(_START_METHOD),
             initializer=_init_worker,
         ) as pool:
-            futures = {pool.submit(prepare_case, job): job for job in todo}
+            futures = {pool.submit(_prepare_or_explain, job): job for job in todo}
             for future in as_completed(futures):
                 future.result()
                 bar.update()
     bar.close()
+    check_label_values(config, jobs)
     return jobs
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.prepare", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog=command("prepare"), description=__doc__.split("\n")[0])
     parser.add_argument("config", help="training config (YAML or JSON)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: data.prepare_workers)")
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="hash every input file, even if its size and mtime are unchanged",
+    )
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         config = load_config(args.config)
-    except ValueError as error:  # ConfigError and unknown class references
-        parser.error(str(error))
-    jobs = prepare(config, args.workers)
+        jobs = prepare(config, args.workers, verify=args.verify)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"{len(jobs)} cases ready in {config.cache_dir}")
     return 0
 

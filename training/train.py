@@ -2,7 +2,9 @@
 
 Multi-process: ``torchrun --nproc_per_node N -m training.train CONFIG``. AdamW, warm-up + cosine lr
 stepped per epoch, masked BCE + Dice, AMP on GPU, gradient accumulation, checkpoints every
-``train.save_every`` epochs and on Ctrl-C/SIGTERM, exact resume, TensorBoard logs, validation Dice.
+``train.save_every`` epochs and on Ctrl-C/SIGTERM, exact resume, TensorBoard logs, validation Dice,
+one summary line per epoch on stdout. Exit status: 0 done, 2 configuration error, 130 Ctrl-C,
+143 SIGTERM (``last.pth`` saved; the message says how to resume).
 """
 
 from __future__ import annotations
@@ -21,18 +23,16 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from training.checkpointing import (
-    load_training_checkpoint,
-    rng_state,
-    save_training_checkpoint,
-    set_rng_state,
-)
-from training.config import TrainingConfig, load_config
-from training.datasets import MissingPreparedDataError, build_train_loader
-from training.distributed import DistInfo, any_across, barrier, cleanup, init_distributed
-from training.losses import PartialLabelLoss
-from training.model_setup import build_training_model
-from training.schedule import warmup_cosine
+from . import command
+from .checkpointing import rng_state, save_training_checkpoint, set_rng_state
+from .config import TrainingConfig, load_config
+from .datasets import build_train_loader
+from .distributed import DistInfo, any_across, barrier, cleanup, init_distributed, mean_across
+from .errors import ConfigError
+from .losses import PartialLabelLoss
+from .model_setup import build_training_model
+from .preflight import load_resume_checkpoint, preflight
+from .schedule import warmup_cosine
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
@@ -57,9 +57,28 @@ def build_optimizer(model: torch.nn.Module, config: TrainingConfig) -> torch.opt
 
 
 class Trainer:
-    """One training run (one process of it under torchrun)."""
+    """One training run (one process of it under torchrun).
 
-    def __init__(self, config: TrainingConfig, dist_info: DistInfo | None = None, show_progress: bool = True):
+    Args:
+        config: the training configuration.
+        dist_info: this process's place in a torchrun job (default: a single process).
+        show_progress: show progress bars (rank 0 only).
+        check: run the preflight checks first (``main`` runs them itself, earlier).
+
+    Raises:
+        ConfigError: from the preflight checks (inputs, embeddings, prepared cases), before the data
+            loader and the model are built.
+    """
+
+    def __init__(
+        self,
+        config: TrainingConfig,
+        dist_info: DistInfo | None = None,
+        show_progress: bool = True,
+        check: bool = True,
+    ):
+        if check:
+            preflight(config)
         self.config = config
         self.dist = dist_info or DistInfo()
         self.show_progress = show_progress and self.dist.is_main
@@ -85,6 +104,7 @@ class Trainer:
         self.epoch_batches = 0  # micro-batches of the current epoch consumed
         self.committed_batches = 0  # ... of which the gradients were applied (resume point)
         self.stop_requested = False
+        self.stopped_by_signal = False  # fit() ended early because of SIGTERM
         self.writer = None
         self.checkpoint_dir = config.output_dir / "checkpoints"
 
@@ -117,9 +137,13 @@ class Trainer:
         barrier(self.dist)
         return path
 
-    def resume(self, path: str | Path) -> None:
-        """Restore model, optimizer, scheduler, scaler, RNG states and position from a checkpoint."""
-        payload = load_training_checkpoint(path)
+    def resume(self, checkpoint: str | Path | dict[str, Any]) -> None:
+        """Restore model, optimizer, scheduler, scaler, RNG states and position from a checkpoint.
+
+        Args:
+            checkpoint: a training checkpoint file, or its already loaded content.
+        """
+        payload = checkpoint if isinstance(checkpoint, dict) else load_resume_checkpoint(checkpoint)
         self.model.load_state_dict(payload["state_dict"], strict=True)
         state = payload["training_state"]
         self.optimizer.load_state_dict(state["optimizer"])
@@ -164,11 +188,20 @@ class Trainer:
 
             self.writer = SummaryWriter(str(self.config.output_dir / "tensorboard"))
         previous = signal.signal(signal.SIGTERM, self._request_stop)
+        if self.dist.is_main:
+            print(
+                f"Training {self.config.name}: epoch {self.epoch} of {train.epochs}, "
+                f"checkpoints in {self.checkpoint_dir}",
+                flush=True,
+            )
         try:
             while self.epoch < train.epochs:
+                started, lr = time.perf_counter(), self.optimizer.param_groups[0]["lr"]
                 if self._train_epoch(accumulate, max_steps):
                     self.save("last")
+                    self.stopped_by_signal = self.stop_requested
                     return
+                self._epoch_summary(started, lr)
                 self.scheduler.step()
                 self.epoch += 1
                 self.epoch_batches = self.committed_batches = 0
@@ -185,6 +218,19 @@ class Trainer:
             signal.signal(signal.SIGTERM, previous)
             if self.writer:
                 self.writer.close()
+
+    def _epoch_summary(self, started: float, lr: float) -> None:
+        """Print one line per finished epoch (rank 0): mean loss over all ranks, lr and time."""
+        losses = self.epoch_losses
+        mean = mean_across(sum(losses) / max(len(losses), 1), self.dist)
+        if self.dist.is_main:
+            print(
+                f"epoch {self.epoch + 1}/{self.config.train.epochs}  loss {mean:.4f}  lr {lr:.3e}  "
+                f"{time.perf_counter() - started:.1f} s  step {self.step}",
+                flush=True,
+            )
+            if self.writer:
+                self.writer.add_scalar("train/epoch_loss", mean, self.epoch)
 
     def _train_epoch(self, accumulate: int, max_steps: int | None) -> bool:
         """Train one epoch from ``epoch_batches``; True if training must stop (signal or max_steps)."""
@@ -203,6 +249,7 @@ class Trainer:
             leave=False,
         )
         start, crops, pending = time.perf_counter(), 0, 0
+        self.epoch_losses: list[float] = []
         lr = self.optimizer.param_groups[0]["lr"]
         for batch in self.loader:
             if self.epoch_batches >= limit:
@@ -214,6 +261,7 @@ class Trainer:
                 loss, parts = self._batch_loss(batch)
                 self.scaler.scale(loss / accumulate).backward()
             self.epoch_batches += 1
+            self.epoch_losses.append(loss.item())
             crops += batch["image"].shape[0]
             if not last_of_group:
                 continue
@@ -240,7 +288,7 @@ class Trainer:
         """Mean Dice per class over the validation cases (rank 0 computes, others wait)."""
         results: dict[str, float] = {}
         if self.dist.is_main and any(spec.val_cases for spec in self.config.datasets):
-            from training.evaluate import evaluate_cases
+            from .evaluate import evaluate_cases
 
             rows = evaluate_cases(
                 self.config, self.model, self.dist.device, nsd_tolerance_mm=None, amp_dtype=self.amp_dtype
@@ -265,8 +313,10 @@ class Trainer:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n")[0])
-    parser.add_argument("config", help="training config (YAML or JSON); run training.prepare on it first")
+    parser = argparse.ArgumentParser(prog=command("train"), description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "config", help=f"training config (YAML or JSON); run {command('prepare')} on it first"
+    )
     parser.add_argument("--backbone", choices=["swinunetr", "unet"], help="override model.backbone")
     parser.add_argument("--resume", help="training checkpoint to continue from (exact resume)")
     parser.add_argument("--epochs", type=int, help="override train.epochs")
@@ -281,20 +331,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     overrides = {"model": {"backbone": args.backbone}, "train": {"epochs": args.epochs}}
-    try:
+    try:  # everything that can be checked before data and model are built
         config = load_config(args.config, overrides)
-    except ValueError as error:  # ConfigError and unknown class references
-        parser.error(str(error))
+        payload = load_resume_checkpoint(args.resume) if args.resume else None
+        preflight(config)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     info = init_distributed(args.device)
+    last = config.output_dir / "checkpoints" / "last.pth"
     try:
         try:
-            trainer = Trainer(config, info)
-        except MissingPreparedDataError as error:
+            trainer = Trainer(config, info, check=False)  # preflight ran above
+            if payload is not None:
+                trainer.resume(payload)
+        except ConfigError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        if args.resume:
-            trainer.resume(args.resume)
         trainer.fit(max_steps=args.max_steps)
+        if trainer.stopped_by_signal:
+            if info.is_main:
+                print(
+                    f"Stopped by SIGTERM at epoch {trainer.epoch}, step {trainer.step}; checkpoint saved to "
+                    f"{last}. Resume with: {command('train')} {args.config} --resume {last}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("Interrupted; checkpoint saved to", config.output_dir / "checkpoints" / "interrupted.pth")
         return 130

@@ -27,7 +27,7 @@ from monai.transforms import (
     Transform,
 )
 
-from training.config import DatasetSpec, DataSpec
+from .config import DatasetSpec, DataSpec
 
 KEYS = ("image", "target")
 

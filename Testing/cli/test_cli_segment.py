@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,7 +56,9 @@ def test_segment_end_to_end_with_cached_weights(small_ct, unet_checkpoint, tmp_p
     assert lines and all(event is not None for event in events)
     stages = [event.stage for event in events]
     assert {"load", "inference", "write"} <= set(stages) and stages[-1] == "done"
-    assert "Timings:" in captured.err
+    assert captured.err.count("Timings:") == 1 and captured.err.count("Estimated time") == 1
+    estimates = [event for event in events if (event.message or "").startswith("Estimated time")]
+    assert len(estimates) == 1  # for programs (the Slicer module) on stdout
     ct = sitk.ReadImage(str(small_ct))
     labels = sitk.ReadImage(str(output))
     assert _same_geometry(labels, ct)
@@ -78,6 +81,21 @@ def test_segment_to_slicer_segmentation_with_weights_file(small_ct, unet_checkpo
 
     segmentation = slicerio.read_segmentation(str(output))
     assert [segment["name"] for segment in segmentation["segments"]] == ["Liver"]
+
+
+def test_estimate_and_each_timing_are_printed_once(small_ct, unet_checkpoint, tmp_path, capsys):
+    """Default progress display off a terminal (log lines): no figure twice, no raw dict."""
+    code = main(
+        ["segment", str(small_ct), "-o", str(tmp_path / "o.nii.gz"), "--weights", str(unet_checkpoint)]
+        + ["--classes", "liver", "--no-postprocess", *FAST]
+    )
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert err.count("Estimated time") == 1
+    timing_lines = [line for line in err.splitlines() if "timings" in line.lower()]
+    assert len(timing_lines) == 1 and "{" not in err, err
+    for stage in ("read", "load_model", "preprocess", "inference", "network", "write", "total"):
+        assert len(re.findall(rf"\b{stage} \d+\.\d\d s\b", err)) == 1, stage
 
 
 def test_sigterm_cancels_without_output(small_ct, unet_checkpoint, tmp_path):

@@ -5,13 +5,10 @@ from __future__ import annotations
 from UniversalSegLib.cli.main import main
 
 
-def test_weights_import_path_and_clear(tmp_path, capsys):
-    source = tmp_path / "my_unet.pth"
-    source.write_bytes(b"not checked: the catalog has no sha256 for the released weights")
-
+def test_weights_import_path_and_clear(unet_checkpoint, capsys):
     assert main(["weights", "path", "unet"]) == 5
-    assert main(["weights", "import", str(source), "--name", "unet"]) == 0
-    assert "could not be verified" in capsys.readouterr().err
+    assert main(["weights", "import", str(unet_checkpoint), "--name", "unet"]) == 0
+    assert "could not be verified" in capsys.readouterr().err  # the catalog has no sha256 for it
     assert main(["weights", "path", "unet"]) == 0
     cached = capsys.readouterr().out.strip()
     assert cached.endswith("clip_driven_universal_unet.pth")

@@ -28,3 +28,19 @@ def add_volume(scene, image, name: str):
             matrix.SetElement(row, column, directions[row, column])
     node.SetIJKToRASDirectionMatrix(matrix)
     return node
+
+
+def add_small_segment(segmentation_node, segment_id: str, name: str):
+    """Add a segment holding a 2x2x2 labelmap (slicer-core has no converters for ``AddEmptySegment``)."""
+    import slicer
+
+    labelmap = slicer.vtkOrientedImageData()
+    labelmap.SetExtent(0, 1, 0, 1, 0, 1)
+    labelmap.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
+    labelmap.GetPointData().GetScalars().Fill(1)
+    segment = slicer.vtkSegment()
+    segment.SetName(name)
+    segment.AddRepresentation("Binary labelmap", labelmap)
+    if not segmentation_node.GetSegmentation().AddSegment(segment, segment_id):
+        raise RuntimeError(f"Could not add the segment {segment_id}")
+    return segment

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +12,12 @@ slicer = pytest.importorskip("slicer")
 sitk = pytest.importorskip("SimpleITK")
 pytest.importorskip("pytestqt")
 
-from slicer_scene_helpers import add_volume  # noqa: E402
+from slicer_scene_helpers import add_small_segment, add_volume  # noqa: E402
 from UniversalSegGui.engine_command import SegmentOptions, segment_arguments  # noqa: E402
 from UniversalSegGui.segmentation_import import segment_mask  # noqa: E402
 from UniversalSegGui.segmentation_job import SegmentationJob  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parents[1]
 FAKE_ENGINE = HERE / "fake_segment_engine.py"
 WAIT_MS = 60000
 
@@ -56,6 +54,96 @@ def test_job_exports_runs_and_imports_with_overlaps(scene_and_volume, qtbot):
     assert not job.isRunning() and job._temp_dir is None
 
 
+def truncating_engine_command(input_path, output_path, options):
+    """The fake engine, then its result cut in half (a disk that filled up)."""
+    code = (
+        f"import runpy, sys; runpy.run_path({str(FAKE_ENGINE)!r}, run_name='__main__'); "
+        "data = open(sys.argv[2], 'rb').read(); open(sys.argv[2], 'wb').write(data[: len(data) // 2])"
+    )
+    return sys.executable, ["-c", code, str(input_path), str(output_path)]
+
+
+def chosen_output_node(scene):
+    node = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Chosen")
+    add_small_segment(node, "old", "Old segment")
+    assert node.GetSegmentation().GetSegmentIDs() == ("old",)
+    return node
+
+
+def test_job_imports_into_the_chosen_node(scene_and_volume, qtbot):
+    scene, volume, voxels = scene_and_volume
+    chosen = chosen_output_node(scene)
+    job = SegmentationJob(command_factory=fake_engine_command)
+    results = []
+    job.finished_callbacks.append(results.append)
+    job.start(volume, SegmentOptions(classes=("liver", "liver_tumor")), output_node=chosen)
+    qtbot.waitUntil(lambda: bool(results), timeout=WAIT_MS)
+    assert results[0].succeeded, results[0].error
+    assert results[0].segmentation_node is chosen and chosen.GetName() == "Chosen"
+    segmentation = chosen.GetSegmentation()
+    assert [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())] == [
+        "liver",
+        "liver_tumor",
+    ]
+    assert segmentation.GetNumberOfLayers() == 2  # the tumor overlaps the liver: one layer each
+    np.testing.assert_array_equal(segment_mask(chosen, "liver", volume), voxels > 100)
+    np.testing.assert_array_equal(segment_mask(chosen, "liver_tumor", volume), voxels > 300)
+    assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 1
+
+
+def test_damaged_result_gives_a_clear_error_and_keeps_the_chosen_node(scene_and_volume, qtbot):
+    scene, volume, _ = scene_and_volume
+    chosen = chosen_output_node(scene)
+    job = SegmentationJob(command_factory=truncating_engine_command)
+    results = []
+    job.finished_callbacks.append(results.append)
+    job.start(volume, SegmentOptions(classes=("liver", "liver_tumor")), output_node=chosen)
+    qtbot.waitUntil(lambda: bool(results), timeout=WAIT_MS)
+    result = results[0]
+    assert not result.succeeded and result.segmentation_node is None
+    assert "Could not import the result" in result.error and "incomplete" in result.error
+    assert "Run the segmentation again" in result.error
+    segmentation = chosen.GetSegmentation()
+    assert segmentation.GetNumberOfSegments() == 1 and segmentation.GetSegment("old") is not None
+    assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 1
+    assert job._temp_dir is None
+
+
+def test_import_runs_from_the_event_loop_and_can_be_cancelled_before_it_starts(scene_and_volume, qtbot):
+    from UniversalSegGui.qt_compat import qt
+
+    scene, volume, voxels = scene_and_volume
+    job = SegmentationJob(command_factory=fake_engine_command)
+    seen, results = [], []
+
+    def on_progress(event):
+        if event.stage != "import":
+            return
+        # The panel gets the "import" event first; the scene changes only after the event loop ran.
+        seen.append(("import event", scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode")))
+        qt.QTimer.singleShot(0, lambda: seen.append(("event loop", len(results))))
+
+    job.progress_callbacks.append(on_progress)
+    job.finished_callbacks.append(results.append)
+    job.start(volume, SegmentOptions(classes=("liver",)))
+    qtbot.waitUntil(lambda: bool(results), timeout=WAIT_MS)
+    assert results[0].succeeded, results[0].error
+    assert seen == [("import event", 0), ("event loop", 0)]
+    np.testing.assert_array_equal(segment_mask(results[0].segmentation_node, "liver", volume), voxels > 100)
+
+    # Cancelling once the engine has finished but before the import started: nothing is imported.
+    cancelling = SegmentationJob(command_factory=fake_engine_command)
+    cancelled = []
+    cancelling.progress_callbacks.append(lambda event: event.stage == "import" and cancelling.cancel())
+    cancelling.finished_callbacks.append(cancelled.append)
+    cancelling.start(volume, SegmentOptions(classes=("liver",)))
+    qtbot.waitUntil(lambda: bool(cancelled), timeout=WAIT_MS)
+    qtbot.wait(100)
+    assert len(cancelled) == 1 and cancelled[0].cancelled and cancelled[0].segmentation_node is None
+    assert scene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode") == 1
+    assert not cancelling.isRunning()
+
+
 def test_failed_engine_leaves_the_scene_alone(scene_and_volume, qtbot):
     scene, volume, _ = scene_and_volume
     job = SegmentationJob(
@@ -90,52 +178,8 @@ def test_segment_arguments_are_accepted_by_the_cli_parser():
         SegmentOptions(classes=())
 
 
-def _stub_slicer_app_modules(monkeypatch):
-    """The parts of Slicer's Python that slicer-core lacks, so UniversalSeg.py can be imported."""
-
-    class Base:
-        def __init__(self, *args, **kwargs):
-            pass
-
-        def getParameterNode(self):
-            return None
-
-    scripted = types.ModuleType("slicer.ScriptedLoadableModule")
-    for name in (
-        "ScriptedLoadableModule",
-        "ScriptedLoadableModuleWidget",
-        "ScriptedLoadableModuleLogic",
-        "ScriptedLoadableModuleTest",
-    ):
-        setattr(scripted, name, type(name, (Base,), {}))
-    wrapper = types.ModuleType("slicer.parameterNodeWrapper")
-    wrapper.parameterNodeWrapper = lambda cls: cls
-    wrapper.Choice = lambda choices: ("Choice", tuple(choices))
-    i18n = types.ModuleType("slicer.i18n")
-    i18n.tr = lambda text: text
-    i18n.translate = lambda context, text: text
-    for name, module in (
-        ("slicer.ScriptedLoadableModule", scripted),
-        ("slicer.parameterNodeWrapper", wrapper),
-        ("slicer.i18n", i18n),
-    ):
-        if name not in sys.modules:
-            monkeypatch.setitem(sys.modules, name, module)
-    if "qt" not in sys.modules:
-        from UniversalSegGui.qt_compat import qt
-
-        monkeypatch.setitem(sys.modules, "qt", qt)
-
-
-def test_logic_segment_blocks_until_the_result_is_in_the_scene(scene_and_volume, qtbot, monkeypatch):
-    import importlib.util
-
-    _stub_slicer_app_modules(monkeypatch)
-    spec = importlib.util.spec_from_file_location(
-        "UniversalSeg", REPO_ROOT / "UniversalSeg" / "UniversalSeg.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def test_logic_segment_blocks_until_the_result_is_in_the_scene(scene_and_volume, qtbot, load_module_file):
+    module = load_module_file()
 
     class TestingSlicer:
         def testing_enabled(self):

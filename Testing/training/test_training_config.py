@@ -58,7 +58,7 @@ def test_bad_configs_say_what_to_fix(tmp_path):
         config_from_dict({"datasets": [{"key": "A", "label_map": {1: "not_an_organ"}}]}, tmp_path)
     with pytest.raises(ConfigError, match="label_map"):
         config_from_dict({"datasets": [{"key": "A"}]}, tmp_path)
-    with pytest.raises(ConfigError, match="Unknown 'train' settings"):
+    with pytest.raises(ConfigError, match="train: unknown setting 'learning_rate'"):
         config_from_dict({**base, "train": {"learning_rate": 1}}, tmp_path)
     with pytest.raises(ConfigError, match="not found"):
         config_from_dict({"datasets": [{**base["datasets"][0], "list_file": "missing.txt"}]}, tmp_path)

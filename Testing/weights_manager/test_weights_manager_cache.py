@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from UniversalSegLib.weights.errors import ChecksumError, UnknownWeightsError, WeightsNotFoundError
+from UniversalSegLib.weights.errors import UnknownWeightsError, WeightsError, WeightsNotFoundError
 from UniversalSegLib.weights.manager import WeightsManager
 
 DATA = b"weights bytes " * 1000
@@ -44,12 +44,14 @@ def test_import_verifies_checksum(tmp_path, catalog_factory):
     good.write_bytes(DATA)
     bad = tmp_path / "bad.pth"
     bad.write_bytes(DATA + b"x")
+    sha256 = hashlib.sha256(DATA).hexdigest()
+    # A data item: only the checksum decides (model items must also load, see Testing/cli).
     catalog = catalog_factory(
-        {"m": {"file_name": "m.pth", "url": "http://x/m.pth", "sha256": hashlib.sha256(DATA).hexdigest()}}
+        {"m": {"kind": "data", "file_name": "m.pth", "url": "http://x/m", "sha256": sha256}}
     )
     manager = WeightsManager(home=tmp_path / "home", catalog=catalog)
 
-    with pytest.raises(ChecksumError):
+    with pytest.raises(WeightsError, match="sha256"):
         manager.import_file("m", bad)
     assert not manager.is_available("m")
 
@@ -61,7 +63,7 @@ def test_import_verifies_checksum(tmp_path, catalog_factory):
 def test_import_without_checksum_warns(tmp_path, catalog_factory, caplog):
     source = tmp_path / "any.pth"
     source.write_bytes(DATA)
-    catalog = catalog_factory({"m": {"file_name": "m.pth", "url": "http://x/m.pth"}})
+    catalog = catalog_factory({"m": {"kind": "data", "file_name": "m.pth", "url": "http://x/m.pth"}})
     with caplog.at_level(logging.WARNING):
         WeightsManager(home=tmp_path / "home", catalog=catalog).import_file("m", source)
     assert "could not be verified" in caplog.text
@@ -75,14 +77,13 @@ def test_missing_file_without_download_says_how_to_get_it(tmp_path):
 
 
 def test_clear_one_and_all(tmp_path, catalog_factory):
-    source = tmp_path / "src.pth"
-    source.write_bytes(DATA)
     catalog = catalog_factory(
         {"a": {"file_name": "a.pth", "url": "http://x/a"}, "b": {"file_name": "b.pth", "url": "http://x/b"}}
     )
     manager = WeightsManager(home=tmp_path / "home", catalog=catalog)
-    manager.import_file("a", source)
-    manager.import_file("b", source)
+    manager.cache_dir.mkdir(parents=True)
+    manager.path("a").write_bytes(DATA)
+    manager.path("b").write_bytes(DATA)
     manager.path("b").with_name("b.pth.part").write_bytes(b"partial")
     manager.accept_license("a")
 

@@ -4,18 +4,37 @@ One segment per class, with the catalog's display name, colour and terminology (
 ``TerminologyEntry``), on the input volume's geometry. Each class keeps its own voxels, so
 overlapping classes (liver and liver tumor) are both complete. Works in 3D Slicer and with the
 ``slicer-core`` wheel (only a scene is needed, no application).
+
+The engine's ``.seg.nrrd`` is loaded with Slicer's segmentation storage node as it is: segments that
+do not overlap share one labelmap layer, so the import costs about one volume per layer instead of
+one full-grid labelmap per class.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from .segmentation_file import SegmentationFileError, read_segmentation_file
+
+__all__ = [
+    "SegmentationFileError",
+    "import_masks",
+    "import_segmentation_file",
+    "place_in_subject_hierarchy",
+    "prepare_output_node",
+    "segment_mask",
+    "segment_terminology",
+    "segmentation_node_name",
+]
+
 TERMINOLOGY_TAG = "TerminologyEntry"
+#: A file's grid within this many millimetres of the volume's (every matrix element) is the volume's grid.
+GRID_TOLERANCE_MM = 1e-3
 logger = logging.getLogger(__name__)
 
 
@@ -24,27 +43,39 @@ def segmentation_node_name(volume_node: Any) -> str:
     return f"{volume_node.GetName()} segmentation"
 
 
-def prepare_output_node(volume_node: Any, chosen_node: Any = None) -> Any:
+def prepare_output_node(volume_node: Any, chosen_node: Any = None, segmentation: Any = None) -> Any:
     """The segmentation node that receives the result.
 
     A node the user picked as output is emptied and reused; otherwise a new node is added with a
     unique name, so an existing segmentation is never replaced silently.
+
+    Args:
+        volume_node: the input volume (its scene and geometry).
+        chosen_node: the node the user picked as output, or ``None``.
+        segmentation: a ``vtkSegmentation`` that becomes the node's content (its segments replace the
+            old ones without copying voxels), or ``None`` to only remove the old segments.
     """
     import slicer
 
     scene = _scene_of(volume_node)
     if chosen_node is not None:
-        chosen_node.GetSegmentation().RemoveAllSegments()
+        if not isinstance(chosen_node, slicer.vtkMRMLSegmentationNode):
+            raise TypeError(f"Expected a segmentation node, got {chosen_node.GetClassName()}")
         node = chosen_node
     else:
         node = scene.AddNewNodeByClass(
             "vtkMRMLSegmentationNode", scene.GenerateUniqueName(segmentation_node_name(volume_node))
         )
+    if segmentation is not None:
+        previous = node.GetSegmentation()
+        node.SetAndObserveSegmentation(segmentation)
+        if previous is not None and previous is not segmentation:
+            _empty_without_splitting_layers(previous)
+    else:
+        node.GetSegmentation().RemoveAllSegments()
     if node.GetDisplayNode() is None:
         node.CreateDefaultDisplayNodes()
     node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
-    if not isinstance(node, slicer.vtkMRMLSegmentationNode):  # pragma: no cover - defensive
-        raise TypeError(f"Expected a segmentation node, got {node.GetClassName()}")
     return node
 
 
@@ -85,43 +116,83 @@ def import_masks(volume_node: Any, masks: Mapping[Any, Any], output_node: Any = 
 
 
 def import_segmentation_file(volume_node: Any, path: str | os.PathLike, output_node: Any = None) -> Any:
-    """Import a ``.seg.nrrd`` written by the engine; segments are named and coloured from the catalog."""
-    import slicer
+    """Load a ``.seg.nrrd`` written by the engine; segments are named and coloured from the catalog.
 
-    from UniversalSegLib.catalog import get_class
+    The file is read with Slicer's segmentation storage node outside the user's scene, so a missing or
+    damaged file raises before anything in the scene changes. Shared labelmap layers are kept; segment
+    IDs are the class keys; the layers are placed exactly on the volume's grid when the file's geometry
+    matches it.
 
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Segmentation result not found: {path}")
-    scene = _scene_of(volume_node)
-    storage = slicer.vtkMRMLSegmentationStorageNode()
-    scene.AddNode(storage)
-    loaded = scene.AddNewNodeByClass(
-        "vtkMRMLSegmentationNode", scene.GenerateUniqueName("__universalseg_result__")
-    )
-    try:
-        storage.SetFileName(path)
-        if not storage.ReadData(loaded):
-            raise RuntimeError(f"Could not read the segmentation file {path}")
-        source = loaded.GetSegmentation()
-        segments = []
-        for segment_id in _segment_ids(source):
-            info = _class_for_segment(get_class, segment_id, source.GetSegment(segment_id).GetName())
-            segments.append((segment_id, info, segment_mask(loaded, segment_id, volume_node)))
-        node = prepare_output_node(volume_node, output_node)
-        was_modifying = node.StartModify()
-        try:
-            for segment_id, info, mask in segments:
-                if info is None:
-                    info = _UnknownClass(segment_id, source.GetSegment(segment_id))
-                _add_segment(node, volume_node, info, mask)
-        finally:
-            node.EndModify(was_modifying)
-    finally:
-        scene.RemoveNode(loaded)
-        scene.RemoveNode(storage)
+    Args:
+        volume_node: the input volume (defines the scene and the geometry).
+        path: the ``.seg.nrrd`` file.
+        output_node: the segmentation node the user chose as output (its segments are replaced), or
+            ``None`` for a new node with a unique name.
+
+    Returns:
+        The segmentation node.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        SegmentationFileError: the file could not be read as a segmentation.
+    """
+    segmentation = read_segmentation_file(path)
+    describe_file_segments(segmentation)
+    snap_layers_to_volume_grid(segmentation, volume_node)
+    node = prepare_output_node(volume_node, output_node, segmentation)
     place_in_subject_hierarchy(volume_node, node)
     return node
+
+
+def describe_file_segments(segmentation: Any) -> list[str]:
+    """Give each segment of a loaded file its class's name, colour and terminology, and the class key as ID.
+
+    Segments are matched to classes by segment ID, then by name; a segment that is no class is kept as
+    it was in the file. Returns the segment IDs in order.
+    """
+    from UniversalSegLib.catalog import get_class
+
+    for segment_id in _segment_ids(segmentation):
+        segment = segmentation.GetSegment(segment_id)
+        info = _class_for_segment(get_class, segment_id, segment.GetName() or "")
+        if info is None:
+            continue
+        _describe_segment(segment, info)
+        if segment_id != info.key:
+            _rename_segment(segmentation, segment_id, info.key)
+    return _segment_ids(segmentation)
+
+
+def snap_layers_to_volume_grid(
+    segmentation: Any, volume_node: Any, tolerance_mm: float = GRID_TOLERANCE_MM
+) -> bool:
+    """Put every labelmap layer exactly on the volume's voxel grid when it lies on it within ``tolerance_mm``.
+
+    Text round trips through NRRD headers can move a grid by far less than a voxel; this removes that
+    difference. A layer on another grid is left where the file placed it (with a warning). Returns
+    whether all layers are on the volume's grid.
+    """
+    import vtk
+
+    ijk_to_ras = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(ijk_to_ras)
+    expected = _matrix_array(ijk_to_ras)
+    on_grid = True
+    for labelmap in _labelmap_layers(segmentation):
+        matrix = vtk.vtkMatrix4x4()
+        labelmap.GetImageToWorldMatrix(matrix)
+        difference = float(np.abs(_matrix_array(matrix) - expected).max())
+        if difference <= tolerance_mm:
+            labelmap.SetImageToWorldMatrix(ijk_to_ras)
+        else:
+            on_grid = False
+            logger.warning(
+                "The segmentation result is not on the grid of %s (geometry differs by up to %.3g mm); "
+                "it is shown where the file places it",
+                volume_node.GetName(),
+                difference,
+            )
+    return on_grid
 
 
 def place_in_subject_hierarchy(volume_node: Any, segmentation_node: Any) -> bool:
@@ -240,28 +311,59 @@ def _describe_segment(segment: Any, info: Any) -> None:
         segment.SetTag(TERMINOLOGY_TAG, entry)
 
 
-class _UnknownClass:
-    """Description of a segment that is not a catalog class: kept as it was in the file."""
-
-    def __init__(self, segment_id: str, segment: Any) -> None:
-        self.key = segment_id
-        self.display_name = segment.GetName() or segment_id
-        self.color = tuple(round(255 * c) for c in segment.GetColor())
-        self._entry = segment_terminology(segment)
-
-    def terminology_entry(self) -> str:
-        return self._entry
-
-
 def _segment_ids(segmentation: Any) -> list[str]:
     return [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())]
 
 
-def _class_for_segment(get_class: Any, *refs: Iterable[str]) -> Any:
+def _class_for_segment(get_class: Any, *refs: str) -> Any:
     for ref in refs:
         try:
             return get_class(ref)
         except ValueError:
             continue
-    logger.warning("Segment %s is not a UniversalSeg class; imported as is", refs[0])
+    logger.warning("Segment %s is not a UniversalSeg class; imported as it is in the file", refs[0])
     return None
+
+
+def _rename_segment(segmentation: Any, segment_id: str, new_id: str) -> None:
+    """Give a segment another ID at the same position (its voxels move to a layer of their own)."""
+    if segmentation.GetSegment(new_id) is not None:
+        logger.warning("Two segments are %s; the second keeps the ID %s", new_id, segment_id)
+        return
+    segment = segmentation.GetSegment(segment_id)
+    index = segmentation.GetSegmentIndex(segment_id)
+    following = (
+        segmentation.GetNthSegmentID(index + 1) if index + 1 < segmentation.GetNumberOfSegments() else ""
+    )
+    segmentation.RemoveSegment(segment_id)  # separates the segment's voxels from a shared layer first
+    segmentation.AddSegment(segment, new_id, following)
+
+
+def _empty_without_splitting_layers(segmentation: Any) -> None:
+    """Remove all segments of a segmentation that no node shows any more, in milliseconds.
+
+    Removing a segment that shares a layer first copies its voxels out of the layer (seconds per segment
+    on a large CT); dropping the segments' references to their layers first makes that unnecessary. The
+    layers' voxels themselves are never changed, so nothing else that holds them is affected.
+    """
+    import slicer
+
+    name = slicer.vtkSegmentationConverter.GetBinaryLabelmapRepresentationName()
+    for segment_id in _segment_ids(segmentation):
+        segment = segmentation.GetSegment(segment_id)
+        if segment.GetRepresentation(name) is not None:
+            segment.AddRepresentation(name, slicer.vtkOrientedImageData())
+    segmentation.RemoveAllSegments()
+
+
+def _labelmap_layers(segmentation: Any) -> list[Any]:
+    """The distinct binary labelmap objects (layers) of a segmentation."""
+    import vtk
+
+    collection = vtk.vtkCollection()
+    segmentation.GetLayerObjects(collection, "Binary labelmap")
+    return [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]
+
+
+def _matrix_array(matrix: Any) -> np.ndarray:
+    return np.array([[matrix.GetElement(row, column) for column in range(4)] for row in range(4)])

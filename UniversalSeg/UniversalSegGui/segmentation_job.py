@@ -2,6 +2,9 @@
 
 Non-blocking: it runs in the Qt event loop and reports through callback lists (the same as
 :class:`~UniversalSegGui.process_runner.ProcessRunner`), so the panel and the Python console share it.
+The import starts from the event loop after the "import" progress event, so the panel shows it first;
+it loads the engine's layered ``.seg.nrrd`` with Slicer's storage node (one short read on the main
+thread, then only metadata), and a cancel before it starts leaves the scene untouched.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ from typing import Any
 
 from .engine_command import SegmentOptions, engine_environment, python_executable, segment_arguments
 from .process_runner import ProcessResult, ProcessRunner
+from .qt_compat import qt
 
 logger = logging.getLogger(__name__)
+#: Pause between the "import" progress event and the import, so that the panel can show it first.
+IMPORT_DELAY_MS = 50
 
 #: (input file, output file, options) -> (program, arguments); replaceable in tests.
 CommandFactory = Callable[[Path, Path, SegmentOptions], tuple[str, Sequence[str]]]
@@ -78,6 +84,8 @@ class SegmentationJob:
         self._output_node: Any = None
         self._show_3d = False
         self._temp_dir: Path | None = None
+        self._pending_import: JobResult | None = None
+        self._import_timer: Any = None
         self.last_result: JobResult | None = None
 
     def isRunning(self) -> bool:
@@ -102,16 +110,26 @@ class SegmentationJob:
             raise
 
     def cancel(self) -> None:
+        """Stop the engine; once it has finished, skip the import that has not started yet."""
+        if self._pending_import is not None:
+            self._pending_import.cancelled = True
+            self._run_pending_import()
+            return
         self.runner.cancel()
 
     def stop(self, timeout_ms: int = 5000) -> bool:
-        """Cancel and wait for the process to be gone (kill it after ``timeout_ms``)."""
-        return self.runner.stop(timeout_ms)
+        """Cancel, wait for the process to be gone (killed after ``timeout_ms``), skip a pending import."""
+        stopped = self.runner.stop(timeout_ms)
+        if self._pending_import is not None:
+            self.cancel()
+        return stopped
 
     def wait(self, timeout_ms: int = -1) -> JobResult | None:
         """Block until the run ends (Python console use); returns the result."""
         if self.isRunning():
             self.runner.waitForFinished(timeout_ms)
+        if self._pending_import is not None:
+            self._run_pending_import()
         return self.last_result
 
     # ------------------------------------------------------------------------------------ private
@@ -131,21 +149,44 @@ class SegmentationJob:
             log_tail=process_result.log_tail,
         )
         if process_result.succeeded:
-            result = self._import_result(result)
-        elif not result.cancelled and not result.error:
+            self._schedule_import(result)
+            return
+        if not result.cancelled and not result.error:
             last = process_result.log_tail[-1] if process_result.log_tail else ""
             result.error = f"The segmentation failed (exit code {process_result.exit_code}). {last}".strip()
+        self._finish(result)
+
+    def _schedule_import(self, result: JobResult) -> None:
+        """Report the import stage now; import from the event loop, once the panel has shown it."""
+        from UniversalSegLib.progress import ProgressEvent
+
+        self._pending_import = result
+        if self._import_timer is None:  # kept for the job's lifetime: it is stopped from its own slot
+            self._import_timer = qt.QTimer()
+            self._import_timer.setSingleShot(True)
+            self._import_timer.timeout.connect(self._run_pending_import)
+        self._import_timer.start(IMPORT_DELAY_MS)
+        self._forward_progress(ProgressEvent("import", 0, 1, message=""))
+
+    def _run_pending_import(self) -> None:
+        result, self._pending_import = self._pending_import, None
+        if self._import_timer is not None:
+            self._import_timer.stop()
+        if result is None:
+            return
+        if not result.cancelled:
+            result = self._import_result(result)
+        self._finish(result)
+
+    def _finish(self, result: JobResult) -> None:
         self._cleanup()
         self.last_result = result
         for callback in list(self.finished_callbacks):
             callback(result)
 
     def _import_result(self, result: JobResult) -> JobResult:
-        from UniversalSegLib.progress import ProgressEvent
-
         from .segmentation_import import import_segmentation_file
 
-        self._forward_progress(ProgressEvent("import", 0, 1, message=""))
         try:
             node = import_segmentation_file(self._volume_node, self._output_path, self._output_node)
             if self._show_3d:

@@ -8,8 +8,10 @@ measured by the last run or probe on this machine; :func:`estimate_seconds` work
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from UniversalSegLib.inference import estimate as engine_estimate
 
@@ -63,18 +65,21 @@ def estimate_for_speed(
 ) -> TimeEstimate:
     """The engine's estimate for a speed mode on ``device`` (``cpu`` or ``auto``), without a probe run.
 
-    Uses the whole volume (the engine also crops to the body, so this errs on the long side). Before
-    torch is installed, falls back to :func:`estimate_seconds` with the mode's overlap on a bf16 CPU.
+    Uses the whole volume (the engine also crops to the body, so this errs on the long side) and the rate
+    measured on this machine when there is one, else the static table. Before torch is installed (a stock
+    Slicer) nothing is imported but the standard library: the run is taken to be on the CPU, with the
+    engine the mode will use once its packages are installed.
     """
     from UniversalSegLib.inference.speed import speed_preset
 
-    try:
+    if torch_installed():
         from UniversalSegLib.inference.device import resolve_device
-    except ImportError:  # torch not installed yet
-        overlap = speed_preset(speed, "cpu", cpu_bf16=True).overlap
-        return estimate_seconds(dimensions, spacing, model, overlap)
-    device_type = resolve_device(device).type
-    preset = speed_preset(speed, device_type)
+
+        device_type = resolve_device(device).type
+        preset = speed_preset(speed, device_type)
+    else:
+        device_type = "cpu"
+        preset = speed_preset(speed, "cpu", cpu_bf16=cpu_reports_native_bf16(), openvino=True, nncf=True)
     result = engine_estimate.estimate_run(
         _extent_mm(dimensions, spacing),
         model,
@@ -97,12 +102,26 @@ def gpu_memory_warning(total_bytes: int | None, name: str = "GPU") -> str:
     )
 
 
-def cuda_device() -> tuple[str, int] | None:
-    """(name, total memory in bytes) of the first CUDA GPU, or ``None`` (no torch or no GPU)."""
+def torch_installed() -> bool:
+    """Whether PyTorch is installed (it is not imported)."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def cpu_reports_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU flags list AVX512-BF16 or AMX-BF16 (Linux); the engine asks PyTorch instead."""
     try:
-        import torch
-    except ImportError:
+        flags = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cuda_device() -> tuple[str, int] | None:
+    """(name, total memory in bytes) of the first CUDA GPU, or ``None`` (no torch yet, or no GPU)."""
+    if not torch_installed():
         return None
+    import torch
+
     if not torch.cuda.is_available():
         return None
     properties = torch.cuda.get_device_properties(0)

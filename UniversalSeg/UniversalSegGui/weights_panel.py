@@ -1,7 +1,9 @@
-"""Model choice and weights cache: license, download (with progress), import, open folder, clear.
+"""Model choice and the cache: license, download (with progress), import, open folder, clear.
 
 Uses :class:`UniversalSegLib.weights.manager.WeightsManager` for everything on disk; downloads run
-in a background process (``python -m UniversalSegLib weights download``) so the GUI stays live.
+in a background process (``python -m UniversalSegLib weights download``) so the GUI stays live. Everything
+shown before a download (status, sizes measured on disk, cache folder, clear) needs only the standard
+library, so it works in a stock Slicer before the first run installs the engine's packages.
 """
 
 from __future__ import annotations
@@ -10,13 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .choices import MODEL_CHOICES
 from .qt_compat import prop, qt
 
-#: (catalog name, label) in the order shown; the first is the default.
-MODELS: tuple[tuple[str, str], ...] = (
-    ("swinunetr", "Swin UNETR (recommended)"),
-    ("unet", "U-Net (faster, less accurate)"),
-)
+#: (catalog name, label) in the order shown; the first is the default (declared in ``choices``).
+MODELS: tuple[tuple[str, str], ...] = MODEL_CHOICES
 
 
 def _default_manager() -> Any:
@@ -83,6 +83,12 @@ class WeightsPanel(qt.QWidget):
         self.statusLabel = qt.QLabel()
         self.statusLabel.setWordWrap(True)
         layout.addRow(_("Weights:"), self.statusLabel)
+        self.cacheLabel = qt.QLabel()
+        self.cacheLabel.setWordWrap(True)
+        self.cacheLabel.setToolTip(
+            _("Downloaded weights, converted models and measured speeds, measured on disk")
+        )
+        layout.addRow(_("Cache:"), self.cacheLabel)
 
         buttons = qt.QHBoxLayout()
         self.downloadButton = qt.QPushButton(_("Download"))
@@ -92,9 +98,14 @@ class WeightsPanel(qt.QWidget):
         self.importButton.setToolTip(_("Copy a weights file you downloaded yourself into the cache"))
         self.importButton.clicked.connect(lambda *args: self.importWeights())
         self.openFolderButton = qt.QPushButton(_("Open cache folder"))
+        self.openFolderButton.setToolTip(
+            _("Open the folder that holds the weights, converted models and speeds")
+        )
         self.openFolderButton.clicked.connect(lambda *args: self.openCacheFolder())
         self.clearButton = qt.QPushButton(_("Clear cache"))
-        self.clearButton.setToolTip(_("Delete the downloaded weights (the license acceptance is kept)"))
+        self.clearButton.setToolTip(
+            _("Delete the weights, converted models and measured speeds (the license acceptance is kept)")
+        )
         self.clearButton.clicked.connect(lambda *args: self.clearCache())
         for button in (self.downloadButton, self.importButton, self.openFolderButton, self.clearButton):
             buttons.addWidget(button)
@@ -116,18 +127,18 @@ class WeightsPanel(qt.QWidget):
         raise ValueError(f"Unknown model {name!r}; choose one of {[m for m, _ in MODELS]}")
 
     def refresh(self) -> None:
-        """Show whether the chosen model's weights are in the cache."""
+        """Show whether the chosen model's weights are in the cache, and what the cache holds."""
         _ = self._
         try:
-            manager = self.manager
-            name = self.model()
-            if manager.is_available(name):
-                text = _("downloaded ({path})").format(path=manager.path(name))
-            else:
-                text = _("not downloaded yet: downloaded on the first run")
+            self.statusLabel.setText(self._status_text())
+            self.cacheLabel.setText(
+                _("{usage} in {folder}").format(
+                    usage=self._usage_text(self.manager.usage()), folder=self.manager.home
+                )
+            )
         except Exception as error:  # a broken catalog or cache must not break the panel
-            text = _("unavailable: {error}").format(error=error)
-        self.statusLabel.setText(text)
+            self.statusLabel.setText(_("unavailable: {error}").format(error=error))
+            self.cacheLabel.setText("")
 
     def ensureLicenseAccepted(self, name: str | None = None) -> bool:
         """Ask once for the weights license; remembered by the manager. True when accepted."""
@@ -177,22 +188,66 @@ class WeightsPanel(qt.QWidget):
         return imported
 
     def clearCache(self) -> list[Path]:
-        """Delete every cached weights file after a confirmation."""
-        if not self.confirm(
-            self._("Delete the downloaded weights from {folder}?").format(folder=self.manager.cache_dir)
-        ):
+        """After a confirmation, delete the weights, converted models and measured speeds; return them."""
+        _ = self._
+        question = _(
+            "Delete everything cached in {folder}: {usage}?\n"
+            "(downloaded weights, converted models and measured speeds; the license acceptance is kept)"
+        ).format(folder=self.manager.home, usage=self._usage_text(self.manager.usage()))
+        if not self.confirm(question):
             return []
-        removed = self.manager.clear()
+        try:
+            removed = self.manager.clear_all()
+        except OSError as error:
+            self.show_error(
+                _(
+                    "Could not delete all of the cache: {error}\n"
+                    "Wait until no segmentation runs, then try again."
+                ).format(error=error)
+            )
+            removed = []
         self.refresh()
         return removed
 
     def openCacheFolder(self) -> Path:
-        folder = Path(self.manager.cache_dir)
+        """Open the folder that holds every cache (weights, converted models, measured speeds)."""
+        folder = Path(self.manager.home)
         folder.mkdir(parents=True, exist_ok=True)
         self.open_folder(folder)
         return folder
 
     # ------------------------------------------------------------------------------------ private
+    def _status_text(self) -> str:
+        from UniversalSegLib.weights.cache_usage import format_size, path_size
+
+        _ = self._
+        name = self.model()
+        if self.manager.is_available(name):
+            path = self.manager.path(name)
+            return _("downloaded, {size} ({path})").format(size=format_size(path_size(path)), path=path)
+        size = self.manager.item(name).size
+        if not size:
+            return _("not downloaded yet: downloaded on the first run")
+        return _("not downloaded yet: {size} to download on the first run").format(size=format_size(size))
+
+    def _usage_text(self, usage: Any) -> str:
+        """``1.1 GB (weights 245 MB, converted models 764 MB)`` with translated words, or ``empty``."""
+        from UniversalSegLib.weights.cache_usage import format_size
+
+        _ = self._
+        if not usage.total:
+            return _("empty")
+        parts = [
+            f"{label} {format_size(size)}"
+            for label, size in (
+                (_("weights"), usage.weights),
+                (_("converted models"), usage.converted_models),
+                (_("other"), usage.other),
+            )
+            if size
+        ]
+        return f"{format_size(usage.total)} ({', '.join(parts)})"
+
     def _on_download_clicked(self) -> None:
         if self.isDownloading():
             self.cancelDownload()

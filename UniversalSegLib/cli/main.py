@@ -40,12 +40,35 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"universalseg {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and tracebacks")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    add_logging_options(parser, default=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in (segment, classes, weights, demo):
         module.add_parser(subparsers)
+    for subparser in _all_subparsers(parser):
+        add_logging_options(subparser, default=argparse.SUPPRESS)  # set only when given: keeps the global one
     return parser
+
+
+def add_logging_options(parser: argparse.ArgumentParser, default: object) -> None:
+    """``-v/--verbose`` and ``-q/--quiet``, accepted before and after every subcommand."""
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="debug logging and tracebacks"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="only warnings and errors on stderr"
+    )
+
+
+def _all_subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every subcommand parser below ``parser`` (nested ones too, e.g. ``weights import``), once each."""
+    found: dict[int, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for subparser in action.choices.values():
+                if id(subparser) not in found:
+                    found[id(subparser)] = subparser
+                    found.update((id(nested), nested) for nested in _all_subparsers(subparser))
+    return list(found.values())
 
 
 @contextlib.contextmanager

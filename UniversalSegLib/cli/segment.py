@@ -18,6 +18,7 @@ from pathlib import Path
 
 from UniversalSegLib.cli.exit_codes import CancelledRun, CliError, ExitCode, fail_with
 from UniversalSegLib.cli.progress_output import PROGRESS_MODES, ProgressPrinter
+from UniversalSegLib.cli.writable import first_unwritable
 from UniversalSegLib.inference.options import ENGINES, PRECISIONS
 from UniversalSegLib.inference.speed import SPEED_MODES
 
@@ -216,24 +217,16 @@ def check_paths(job: SegmentJob, check_input: bool = True) -> None:
             raise CliError(f"output {target} is a folder; give a file name", ExitCode.OUTPUT)
         if target.exists() and not job.overwrite:
             raise CliError(f"output {target} already exists; pass --overwrite to replace it", ExitCode.OUTPUT)
-        folder = _existing_parent(target)
-        if not folder.is_dir() or not _writable(folder):
-            raise CliError(f"cannot write {target}: {folder} is not a writable folder", ExitCode.OUTPUT)
+    unwritable = first_unwritable(targets)  # a test file is created and removed in each output folder
+    if unwritable is not None:
+        target, error = unwritable
+        raise CliError(
+            f"cannot write {target}: creating a test file in {target.absolute().parent} failed "
+            f"({error.strerror or error}); choose a folder you can write to",
+            ExitCode.OUTPUT,
+        )
     if check_input and not job.input.exists():
         raise CliError(f"input {job.input} does not exist", ExitCode.INPUT)
-
-
-def _existing_parent(path: Path) -> Path:
-    parent = path.absolute().parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    return parent
-
-
-def _writable(folder: Path) -> bool:
-    import os
-
-    return os.access(folder, os.W_OK | os.X_OK)
 
 
 @contextmanager
@@ -304,7 +297,7 @@ def _execute(job: SegmentJob, printer: ProgressPrinter, cancel: threading.Event)
     from UniversalSegLib.inference import segment
     from UniversalSegLib.inference.errors import InferenceError
 
-    _announce_estimate(job, image, model, reporter)
+    _announce_estimate(job, image, model, reporter if printer.mode == "json" else None)
     _check_cancel(cancel)
     with (
         _timed(timings, "segment"),
@@ -337,7 +330,10 @@ def _execute(job: SegmentJob, printer: ProgressPrinter, cancel: threading.Event)
 
 
 def _announce_estimate(job: SegmentJob, image, model, reporter) -> None:
-    """Log ``Estimated time: about N min on CPU (W windows)`` (and send it as a progress message).
+    """Log ``Estimated time: about N min on CPU (W windows)`` once; also send it to ``reporter`` if given.
+
+    Pass a reporter only for ``--progress json`` (a program reads it): in the other modes the progress
+    display would print the same line a second time.
 
     Seconds per window come from the last run on this machine, else a quick probe (cached), else a table.
     An estimate that cannot be made (an unusual predictor, an unavailable device) is skipped silently.
@@ -383,7 +379,8 @@ def _announce_estimate(job: SegmentJob, image, model, reporter) -> None:
         result.seconds_per_window,
         result.source,
     )
-    reporter("load", message=message)
+    if reporter is not None:
+        reporter("load", message=message)
 
 
 def _needs_conversion(model, options) -> bool:
@@ -424,6 +421,7 @@ def _weights_path(job: SegmentJob, printer: ProgressPrinter, cancel: threading.E
     from UniversalSegLib.cli.downloads import fetch
     from UniversalSegLib.weights.manager import WeightsManager
 
+    job.backbone = job.backbone or job.model_name  # a cached file must hold the model it is cached as
     with _timed(job.timings, "weights"):
         return fetch(WeightsManager(), job.model_name, job.accept_license, printer, cancel)
 

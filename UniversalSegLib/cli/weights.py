@@ -10,7 +10,8 @@ from UniversalSegLib.cli.progress_output import PROGRESS_MODES, ProgressPrinter,
 
 DESCRIPTION = """Manage the cache of model weights and the demo CT.
 
-The cache is in $UNIVERSALSEG_HOME/weights (default: the per-user data folder). The released weights
+The cache is in $UNIVERSALSEG_HOME/weights (default: the per-user data folder, which also holds the
+converted OpenVINO models and the measured speeds: `clear --all` deletes all of them). The released weights
 are CC BY-NC-ND 4.0 (non-commercial, no derivatives): accept the license once with --accept-license.
 Offline computers: download the file elsewhere and `universalseg weights import FILE --name NAME`.
 Mirrors: set UNIVERSALSEG_WEIGHTS_URL_<NAME> (full URL of one item, e.g. ..._SWINUNETR) or
@@ -34,12 +35,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     download.add_argument("--force", action="store_true", help="download again even if cached")
     import_ = actions.add_parser(
-        "import", help="copy a local FILE into the cache as NAME (checksum verified)"
+        "import",
+        help="copy a local FILE into the cache as NAME, after checking that it is NAME (a checkpoint that "
+        "loads into NAME's model, or a data file of the catalog's size and sha256); refused otherwise",
     )
     import_.add_argument("file", metavar="FILE")
     import_.add_argument("--name", required=True, help="catalog name, e.g. swinunetr or unet")
-    clear = actions.add_parser("clear", help="delete NAME (or every cached file) from the cache")
+    clear = actions.add_parser(
+        "clear",
+        help="delete NAME (or every downloaded file) from the cache; --all also deletes the converted "
+        "OpenVINO models (int8 included) and the measured speeds",
+    )
     clear.add_argument("name", metavar="NAME", nargs="?")
+    clear.add_argument(
+        "--all",
+        action="store_true",
+        help="delete everything cached (weights, converted models, measured speeds); licenses stay accepted",
+    )
     path = actions.add_parser("path", help="print the cached path of NAME (or the cache folder)")
     path.add_argument("name", metavar="NAME", nargs="?")
     parser.set_defaults(handler=run)
@@ -90,11 +102,24 @@ def _import(manager, args: argparse.Namespace) -> int:
 
 
 def _clear(manager, args: argparse.Namespace) -> int:
-    removed = manager.clear(args.name)
+    from UniversalSegLib.weights.cache_usage import format_size
+
+    if args.all and args.name is not None:
+        raise CliError("give either NAME or --all, not both", ExitCode.USAGE)
+    freed = manager.usage().total if args.all else None
+    try:
+        removed = manager.clear_all() if args.all else manager.clear(args.name)
+    except OSError as exc:
+        message = (
+            f"could not delete {exc.filename}: {exc.strerror}; wait until no segmentation runs, then retry"
+        )
+        raise CliError(message, ExitCode.WEIGHTS) from exc
     for path in removed:
         print(f"deleted {path}")
     if not removed:
         print("nothing to delete", file=sys.stderr)
+    elif freed is not None:
+        print(f"freed {format_size(freed)} in {manager.home}")
     return ExitCode.OK
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 
@@ -14,9 +15,20 @@ class SegmentationCancelled(RuntimeError):  # noqa: N818 - public name fixed by 
     """The run was cancelled through its ``threading.Event``."""
 
 
+def optional_package_installed(module: str) -> bool:
+    """Whether the optional package ``module`` is installed, without importing it (nor torch or MONAI)."""
+    return importlib.util.find_spec(module) is not None
+
+
 def import_optional(module: str, missing: str) -> ModuleType:
     """Import the optional package ``module``, or raise :class:`InferenceError` with the ``missing`` message
-    (which says how to install it or what to choose instead)."""
+    (which says how to install it or what to choose instead).
+
+    Third-party usage telemetry (OpenVINO, NNCF) is switched off first
+    (:func:`~UniversalSegLib.privacy.disable_third_party_telemetry`)."""
+    from ..privacy import disable_third_party_telemetry
+
+    disable_third_party_telemetry()
     try:
         return importlib.import_module(module)
     except ImportError as error:

@@ -6,7 +6,8 @@
   same (backbone, device, engine, precision, windows per pass), recorded by :func:`record_run`; (2) a
   probe: two PyTorch forward passes on a 64³ input on this machine, the second timed and scaled by
   (96/64)³ (and divided by OpenVINO's measured speed-up over PyTorch for the OpenVINO engine); (3) a static
-  table measured on a 2-core AVX-512 CPU. (1) and (2) are cached in ``<user cache>/speed_probe.json``.
+  table measured on a 2-core AVX-512 CPU. (1) and (2) are cached in ``<home>/speed_probe.json``, in the
+  folder that also holds the weights and the converted models (:mod:`UniversalSegLib.cache_paths`).
 
 Only the standard library is imported at module level, so the Slicer module can read the cache and the
 table without torch.
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from UniversalSegLib import cache_paths
 from UniversalSegLib.io.atomic import atomic_write_text
 
 TARGET_SPACING_MM = 1.5
@@ -31,8 +33,8 @@ PROBE_SIZE = 64
 HU_FOREGROUND = -175.0
 #: Time outside the forward passes (preprocessing, blending, resampling back), as a share of network time.
 OVERHEAD_FACTOR = 1.1
-CACHE_FILE = "speed_probe.json"
-CACHE_ENV = "UNIVERSALSEG_HOME"
+CACHE_FILE = cache_paths.SPEED_RATES_FILE
+CACHE_ENV = cache_paths.HOME_ENV
 
 #: Seconds per 96³ window, measured on this project's 2-core AVX-512-BF16 CPU (docs/speed.md) and
 #: conservative GPU figures; used when nothing was measured on the user's machine yet.
@@ -147,18 +149,13 @@ def foreground_extent_mm(image: object) -> tuple[float, float, float]:
 
 
 def cache_home() -> Path:
-    """``$UNIVERSALSEG_HOME`` or the per-user cache folder: where measured rates and converted models live."""
-    home = os.environ.get(CACHE_ENV)
-    if home:
-        return Path(home).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("UniversalSeg", appauthor=False))
+    """``$UNIVERSALSEG_HOME`` or the per-user data folder: where weights, converted models and rates live."""
+    return cache_paths.home_folder()
 
 
 def cache_path() -> Path:
-    """``$UNIVERSALSEG_HOME/speed_probe.json`` or the same file in the per-user cache folder."""
-    return cache_home() / CACHE_FILE
+    """``<home>/speed_probe.json``: the measured seconds per window."""
+    return cache_paths.speed_rates_file()
 
 
 def cache_key(backbone: str, device_type: str, precision: str, sw_batch_size: int = 1) -> str:

@@ -6,7 +6,8 @@ pre-head convolution: :meth:`UniversalModel.image_features`) does not depend on 
 one converted model serves every class selection; the tiny per-class heads (:meth:`class_logits`) stay
 in PyTorch.
 
-Converting takes about a minute, so the converted model is stored in
+Converting takes about a minute (in a child process, so that a cancel stops it at once:
+:mod:`~UniversalSegLib.inference.openvino_prepare`), so the converted model is stored in
 ``<home>/openvino/<key>/encoder.xml`` (``home`` = ``$UNIVERSALSEG_HOME`` or the per-user cache folder),
 where ``key`` hashes the encoder weights, the window size, the OpenVINO version and this file's format
 version; later runs only load it. OpenVINO's own cache keeps the compiled form in
@@ -21,11 +22,9 @@ NNCF (:mod:`~UniversalSegLib.inference.openvino_quantize`, about 1.5 minutes) an
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
-import shutil
-import tempfile
+import threading
 import warnings
 import weakref
 from collections.abc import Callable, Sequence
@@ -53,11 +52,6 @@ _UNUSED_STATE = frozenset({"running_mean", "running_var", "num_batches_tracked"}
 StatusCallback = Callable[[str], None]
 
 
-def openvino_available() -> bool:
-    """Whether the ``openvino`` package is installed (it is not imported)."""
-    return importlib.util.find_spec("openvino") is not None
-
-
 def require_openvino() -> Any:
     """The ``openvino`` module, or an :class:`InferenceError` that says how to install it."""
     return import_optional(
@@ -68,10 +62,10 @@ def require_openvino() -> Any:
 
 
 def default_cache_dir() -> Path:
-    """``$UNIVERSALSEG_HOME/openvino`` or ``openvino`` in the per-user cache folder."""
-    from .estimate import cache_home
+    """``<home>/openvino``: beside the weights, so that one "Clear cache" removes both."""
+    from UniversalSegLib.cache_paths import openvino_folder
 
-    return cache_home() / "openvino"
+    return openvino_folder()
 
 
 def _stored_folder(
@@ -133,8 +127,9 @@ def encoder_key(model: torch.nn.Module, roi: Sequence[int], openvino_version: st
     return key
 
 
-def _convert(model: torch.nn.Module, roi: Sequence[int], ov: Any) -> Any:
-    """The encoder as an OpenVINO model with a static ``[1, 1, *roi]`` input."""
+def convert_encoder(model: torch.nn.Module, roi: Sequence[int], ov: Any) -> Any:
+    """The encoder as an OpenVINO model with a static ``[1, 1, *roi]`` input (about a minute for the Swin
+    UNETR; :mod:`~UniversalSegLib.inference.openvino_prepare` runs it in a child process)."""
     example = torch.zeros(1, 1, *[int(r) for r in roi])
     encoder = _Encoder(model).eval()
     with torch.no_grad(), warnings.catch_warnings():
@@ -142,19 +137,10 @@ def _convert(model: torch.nn.Module, roi: Sequence[int], ov: Any) -> Any:
         return ov.convert_model(encoder, example_input=example, input=[tuple(example.shape)])
 
 
-def _store(converted: Any, destination: Path, ov: Any) -> None:
-    """Save ``converted`` as ``destination/encoder.xml`` (and ``.bin``) atomically, via a renamed folder."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{destination.name}.", dir=destination.parent))
-    try:
-        ov.save_model(converted, str(staging / ENCODER_FILE), compress_to_fp16=False)
-        try:
-            os.replace(staging, destination)
-        except OSError:  # another process stored it first
-            if not (destination / ENCODER_FILE).is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+def save_encoder(converted: Any, folder: Path, ov: Any) -> None:
+    """Save an OpenVINO model as ``folder/encoder.xml`` (and ``.bin``), weights kept in float32."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ov.save_model(converted, str(folder / ENCODER_FILE), compress_to_fp16=False)
 
 
 def stored_encoder_path(
@@ -187,6 +173,7 @@ def compiled_encoder(
     threads: int | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     status: StatusCallback | None = None,
+    cancel: threading.Event | None = None,
 ) -> Any:
     """The OpenVINO-compiled encoder of ``model`` for ``roi`` windows (converted once, then cached).
 
@@ -199,6 +186,8 @@ def compiled_encoder(
         threads: CPU threads (``None``: OpenVINO's default, all cores).
         cache_dir: where converted encoders are stored (default :func:`default_cache_dir`).
         status: receives a one-line message before a long conversion.
+        cancel: set it to stop a conversion or quantization within a second
+            (:class:`~UniversalSegLib.inference.errors.SegmentationCancelled`; nothing is stored).
     """
     ov = require_openvino()
     if not hasattr(model, "image_features"):
@@ -217,9 +206,9 @@ def compiled_encoder(
     config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
     if threads:
         config["INFERENCE_NUM_THREADS"] = int(threads)
-    source = _prepared_encoder(model, roi, stored, precision, ov, status)
+    source = _prepared_encoder(model, roi, stored, precision, status, cancel)
     core = ov.Core()
-    if isinstance(source, Path):
+    if source.is_relative_to(stored):
         # OpenVINO keeps the compiled form next to it: 0.5 s to load instead of about 9 s to compile. One
         # folder per precision and thread count: OpenVINO 2026.4 gave a bf16 compilation the blob of an
         # earlier f32 one from the same folder, and wrong numbers with it.
@@ -227,7 +216,7 @@ def compiled_encoder(
         config["CACHE_DIR"] = str(stored / COMPILED_FOLDER / setting)
         compiled = core.compile_model(str(source), "CPU", config)
     else:
-        compiled = core.compile_model(source, "CPU", config)
+        compiled = core.compile_model(str(source), "CPU", config)  # a temporary copy: no compiled cache
     if len(_COMPILED) >= _COMPILED_LIMIT:
         _COMPILED.pop(next(iter(_COMPILED)))
     _COMPILED[memo_key] = compiled
@@ -254,39 +243,22 @@ def _prepared_encoder(
     roi: Sequence[int],
     stored: Path,
     precision: str,
-    ov: Any,
     status: StatusCallback | None,
-) -> Path | Any:
-    """The stored encoder file for ``precision`` (converted, and for int8 quantized, on first use), or the
-    model itself when the cache folder cannot be written (only the next run pays again)."""
-    in_memory = None
+    cancel: threading.Event | None,
+) -> Path:
+    """The stored encoder file for ``precision``, converted (and for int8 quantized) on first use in a
+    child process that ``cancel`` stops at once; a temporary copy when the cache cannot be written (only
+    the next run pays again)."""
+    target = _encoder_file(stored, precision)
+    if target.is_file():
+        return target
+    from .openvino_prepare import prepare_encoder_files
+
     if not (stored / ENCODER_FILE).is_file():
         _report("converting the model for the OpenVINO CPU engine (once per model, about a minute)", status)
-        in_memory = _convert(model, roi, ov)
-        try:
-            _store(in_memory, stored, ov)
-        except OSError as error:  # a read-only cache only costs the next run another conversion
-            logger.warning("could not store the converted model in %s: %s", stored.parent, error)
-        else:
-            in_memory = None
-    if precision != "int8":
-        return stored / ENCODER_FILE if in_memory is None else in_memory
-    from .openvino_quantize import quantize_encoder
-
-    quantized_file = _encoder_file(stored, precision)
-    if quantized_file.is_file():
-        return quantized_file
-    _report("quantizing the model to int8 (once per model, about 2 minutes)", status)
-    base = in_memory if in_memory is not None else ov.Core().read_model(str(stored / ENCODER_FILE))
-    quantized = quantize_encoder(base, roi)
-    if in_memory is not None:
-        return quantized
-    try:
-        _store(quantized, quantized_file.parent, ov)
-    except OSError as error:
-        logger.warning("could not store the int8 model in %s: %s", stored, error)
-        return quantized
-    return quantized_file
+    int8_folder = target.parent.name if precision == "int8" else None
+    report = lambda message: _report(message, status)  # noqa: E731
+    return prepare_encoder_files(model, roi, stored, int8_folder, cancel, report) / ENCODER_FILE
 
 
 class OpenVINOPredictor:

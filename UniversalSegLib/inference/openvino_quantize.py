@@ -19,7 +19,6 @@ model 4.8-5.9x faster than faithful end to end, with per-class Dice 0.976-0.995 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import logging
 from collections.abc import Sequence
@@ -32,11 +31,6 @@ QUANTIZATION_VERSION = "2"
 INT8_FOLDER = f"int8-v{QUANTIZATION_VERSION}"
 CALIBRATION_WINDOWS = 8
 _CONVOLUTIONS = frozenset({"Convolution", "GroupConvolution", "ConvolutionBackpropData"})
-
-
-def nncf_available() -> bool:
-    """Whether NNCF is installed (without importing it: it takes a few seconds)."""
-    return importlib.util.find_spec("nncf") is not None
 
 
 def require_nncf() -> Any:

@@ -173,8 +173,10 @@ def _engine_predictor(
     precision: str,
     reporter: ProgressReporter,
     warnings: list[str],
+    cancel: threading.Event | None = None,
 ) -> Predictor:
-    """``model`` itself, or its OpenVINO-compiled form for ``engine="openvino"`` on the CPU."""
+    """``model`` itself, or its OpenVINO-compiled form for ``engine="openvino"`` on the CPU (a first
+    conversion stops as soon as ``cancel`` is set)."""
     if options.engine != "openvino":
         return model
     if device.type != "cpu":
@@ -192,6 +194,7 @@ def _engine_predictor(
         precision,
         threads=options.threads,
         status=lambda message: reporter("compile", 0, 1, message),
+        cancel=cancel,
     )
     reporter("compile", 1, 1)
     return OpenVINOPredictor(model, compiled)
@@ -223,7 +226,9 @@ def _predict_masks(
         stats.clear()
         stats["device"] = attempt.device
         with _model_prepared(model, attempt.device, attempt.sw_batch_size):
-            predictor = _engine_predictor(model, options, attempt.device, precision, reporter, warnings)
+            predictor = _engine_predictor(
+                model, options, attempt.device, precision, reporter, warnings, cancel
+            )
             torch_precision = autocast_precision(precision, attempt.device)
             if precision == "int8" and predictor is model:
                 warnings.append(f"precision int8 needs the OpenVINO engine; ran {torch_precision} in PyTorch")
@@ -330,7 +335,7 @@ def segment(
             reporter("resample", len(output), len(requested))
         timings["resample"] = time.perf_counter() - stage_start
     timings["total"] = time.perf_counter() - start
-    logger.info("segmentation timings (s): %s", {k: round(v, 3) for k, v in timings.items()})
+    logger.debug("segmentation timings (s): %s", {k: round(v, 3) for k, v in timings.items()})
     for message in warnings:
         logger.warning(message)
     return SegmentationResult(

@@ -6,7 +6,7 @@ machines we measured (docs/speed.md has the numbers and how they were measured):
 
 ============  ============================================  ==========================================
 mode          CPU with native bf16 (OpenVINO and NNCF       GPU (CUDA)
-              installed, as they are by default)
+              installed; Slicer: on first use)
 ============  ============================================  ==========================================
 faithful      PyTorch fp32, overlap 0.5                     PyTorch fp32, overlap 0.5
 balanced      OpenVINO bf16, overlap 0.5                    fp16 autocast, overlap 0.5, 4 windows/pass
@@ -26,7 +26,7 @@ import dataclasses
 import functools
 from dataclasses import dataclass
 
-from .errors import InferenceError
+from .errors import InferenceError, optional_package_installed
 from .options import InferenceOptions
 
 SPEED_MODES: tuple[str, ...] = ("faithful", "balanced", "fast")
@@ -169,16 +169,12 @@ def speed_preset(
         return _MPS[mode]
     has_bf16 = cpu_has_fast_bf16() if cpu_bf16 is None else cpu_bf16
     if openvino is None:
-        from .openvino_engine import openvino_available
-
-        openvino = openvino_available()
+        openvino = optional_package_installed("openvino")
     if openvino and not has_bf16:
         return _CPU_OPENVINO_WITHOUT_BF16[mode]
     if openvino:
         if nncf is None:
-            from .openvino_quantize import nncf_available
-
-            nncf = nncf_available()
+            nncf = optional_package_installed("nncf")
         return (_CPU_OPENVINO if nncf else _CPU_OPENVINO_WITHOUT_NNCF)[mode]
     return (_CPU_TORCH if has_bf16 else _CPU_TORCH_WITHOUT_BF16)[mode]
 

@@ -1,7 +1,8 @@
 """Download cache for the model weights and the demo CT: :class:`WeightsManager`.
 
 Files live in ``<home>/weights/`` where ``home`` is ``$UNIVERSALSEG_HOME`` or the per-user data folder
-(``platformdirs.user_data_dir("UniversalSeg")``). Licenses that need acceptance (the weights are
+(:mod:`UniversalSegLib.cache_paths`, which also holds the converted models and measured speeds that
+:meth:`WeightsManager.clear_all` removes). Licenses that need acceptance (the weights are
 CC BY-NC-ND 4.0) are accepted once per cache, recorded in ``<home>/license_accepted.json``.
 URL overrides (mirrors, tests) are described in :mod:`UniversalSegLib.weights.entries`; the download
 policy (``.part`` file, Range resume, sha256, atomic rename) in :mod:`UniversalSegLib.weights.download`.
@@ -10,7 +11,6 @@ policy (``.part`` file, Range resume, sha256, atomic rename) in :mod:`UniversalS
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import sys
 import threading
@@ -18,9 +18,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from UniversalSegLib import cache_paths
 from UniversalSegLib.io.atomic import atomic_output
 from UniversalSegLib.progress import ProgressEvent
-from UniversalSegLib.weights.download import download_file, part_path, verify_file
+from UniversalSegLib.weights.cache_usage import CacheUsage, measure_usage, remove_engine_caches
+from UniversalSegLib.weights.download import download_file, part_path
 from UniversalSegLib.weights.entries import WeightsCatalog, WeightsItem, url_env_var
 from UniversalSegLib.weights.errors import (
     ChecksumError,
@@ -33,8 +35,8 @@ from UniversalSegLib.weights.license import LicenseStore
 
 logger = logging.getLogger(__name__)
 
-HOME_ENV = "UNIVERSALSEG_HOME"
-APP_NAME = "UniversalSeg"
+HOME_ENV = cache_paths.HOME_ENV
+APP_NAME = cache_paths.APP_NAME
 
 #: ``progress`` argument of :meth:`WeightsManager.download`: ``True`` = tqdm bar on stderr,
 #: ``False``/``None`` = silent, or a callback receiving ``ProgressEvent(stage="download", ...)``.
@@ -42,13 +44,8 @@ DownloadProgress = bool | None | Callable[[ProgressEvent], None]
 
 
 def default_home() -> Path:
-    """``$UNIVERSALSEG_HOME`` or the per-user data folder."""
-    env = os.environ.get(HOME_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+    """``$UNIVERSALSEG_HOME`` or the per-user data folder (standard library only)."""
+    return cache_paths.home_folder()
 
 
 def import_command(item: WeightsItem) -> str:
@@ -70,7 +67,7 @@ class WeightsManager:
 
     def __init__(self, home: str | Path | None = None, catalog: WeightsCatalog | str | Path | None = None):
         self.home = Path(home).expanduser() if home is not None else default_home()
-        self.cache_dir = self.home / "weights"
+        self.cache_dir = cache_paths.weights_folder(self.home)
         self.catalog = catalog if isinstance(catalog, WeightsCatalog) else WeightsCatalog.load(catalog)
         self.licenses = LicenseStore(self.home)
 
@@ -191,13 +188,20 @@ class WeightsManager:
     def import_file(self, name: str | None, path: str | Path) -> Path:
         """Copy a local file (e.g. downloaded by hand on another computer) into the cache.
 
-        The sha256/size is checked when the catalog knows it; nothing is copied on a mismatch.
+        The file is checked first: a model must be a checkpoint that loads into the item's backbone, and
+        size/sha256 must match when the catalog knows them. Nothing is copied when a check fails.
+
+        Raises:
+            WeightsNotFoundError: ``path`` is not a file.
+            ImportRefusedError: the file is not ``name`` (the message says what it is and what was expected).
         """
+        from UniversalSegLib.weights.import_check import check_importable
+
         item = self.item(name)
         source = Path(path).expanduser()
         if not source.is_file():
             raise WeightsNotFoundError(f"cannot import {item.name!r}: {source} is not a file")
-        digest = verify_file(source, item.sha256, item.size)
+        digest = check_importable(item, source)
         destination = self.path(item.name)
         with atomic_output(destination, overwrite=True) as temporary:
             shutil.copyfile(source, temporary)
@@ -219,6 +223,27 @@ class WeightsManager:
                     candidate.unlink()
                     removed.append(candidate)
         return removed
+
+    def clear_all(self) -> list[Path]:
+        """Delete every cache in :attr:`home`: weights (and ``.part`` files), converted OpenVINO models
+        (int8 included), text embeddings and measured speeds; also the converted models and speeds that
+        earlier versions kept in the per-user cache folder. License acceptance is kept.
+
+        Returns the deleted files and folders.
+        """
+        return self.clear() + remove_engine_caches(self.home, self._legacy_folder())
+
+    def usage(self) -> CacheUsage:
+        """Bytes on disk of what :meth:`clear_all` would delete, measured now."""
+        files = [self.cache_dir / item.file_name for item in self.catalog.items.values()]
+        files += [part_path(path) for path in files]
+        return measure_usage(self.home, files, self._legacy_folder())
+
+    def _legacy_folder(self) -> Path | None:
+        """The per-user cache folder of earlier versions, when this manager uses the default home."""
+        if cache_paths.home_is_overridden() or self.home != cache_paths.user_data_folder():
+            return None
+        return cache_paths.legacy_cache_folder()
 
     def get_weights_path(
         self,
