@@ -521,16 +521,24 @@ class UniversalSegTest(ScriptedLoadableModuleTest):
         volume.SetSpacing(3.0, 3.0, 3.0)
         return volume, voxels
 
+    @staticmethod
+    def _liverAndTumorMasks(shape):
+        """A cubic liver with a smaller tumor inside it (they overlap), as boolean arrays."""
+        import numpy as np
+
+        liver = np.zeros(shape, bool)
+        liver[10:30, 10:30, 10:30] = True
+        tumor = np.zeros(shape, bool)
+        tumor[15:20, 15:20, 15:20] = True
+        return liver, tumor
+
     def test_ImportMasks(self):
         import numpy as np
         from UniversalSegGui.segmentation_import import import_masks, segment_mask
 
         self.delayDisplay("Importing masks")
         volume, voxels = self._addSmallVolume()
-        liver = np.zeros(voxels.shape, bool)
-        liver[10:30, 10:30, 10:30] = True
-        tumor = np.zeros(voxels.shape, bool)
-        tumor[15:20, 15:20, 15:20] = True
+        liver, tumor = self._liverAndTumorMasks(voxels.shape)
         node = import_masks(volume, {"liver": liver, "liver_tumor": tumor})
         self.assertEqual(node.GetName(), "UniversalSeg test CT segmentation")
         self.assertEqual(node.GetSegmentation().GetSegment("liver").GetName(), "Liver")
@@ -545,10 +553,7 @@ class UniversalSegTest(ScriptedLoadableModuleTest):
 
         self.delayDisplay("Importing a segmentation file")
         volume, voxels = self._addSmallVolume()
-        liver = np.zeros(voxels.shape, bool)
-        liver[10:30, 10:30, 10:30] = True
-        tumor = np.zeros(voxels.shape, bool)
-        tumor[15:20, 15:20, 15:20] = True
+        liver, tumor = self._liverAndTumorMasks(voxels.shape)
         written = import_masks(volume, {"liver": liver, "liver_tumor": tumor})
         written.GetSegmentation().GetSegment("liver").SetName("renamed")
         path = os.path.join(slicer.app.temporaryPath, "UniversalSegTestResult.seg.nrrd")

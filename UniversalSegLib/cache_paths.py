@@ -38,26 +38,23 @@ SPEED_RATES_FILE = "speed_probe.json"
 
 def user_data_folder(app_name: str = APP_NAME) -> Path:
     """The per-user data folder, as ``platformdirs.user_data_dir(app_name, appauthor=False)`` names it."""
-    if sys.platform == "win32":
-        return Path(os.path.normpath(_windows_local_appdata())) / app_name
-    xdg = os.environ.get("XDG_DATA_HOME", "")
-    if posixpath.isabs(xdg):
-        return Path(xdg) / app_name
-    if sys.platform == "darwin":
-        return Path(os.path.expanduser("~/Library/Application Support")) / app_name
-    return Path(os.path.expanduser("~/.local/share")) / app_name
+    return _per_user_folder(app_name, "XDG_DATA_HOME", "~/.local/share", "~/Library/Application Support", "")
 
 
 def legacy_cache_folder(app_name: str = APP_NAME) -> Path:
     """Where earlier versions kept converted models and rates: as ``platformdirs.user_cache_dir``."""
+    return _per_user_folder(app_name, "XDG_CACHE_HOME", "~/.cache", "~/Library/Caches", "Cache")
+
+
+def _per_user_folder(app_name: str, xdg_variable: str, linux: str, macos: str, windows_leaf: str) -> Path:
+    """platformdirs' rule: Windows local app data (+ a leaf), else an absolute XDG folder, else a default."""
     if sys.platform == "win32":
-        return Path(os.path.normpath(_windows_local_appdata())) / app_name / "Cache"
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
+        folder = Path(os.path.normpath(_windows_local_appdata())) / app_name
+        return folder / windows_leaf if windows_leaf else folder
+    xdg = os.environ.get(xdg_variable, "")
     if posixpath.isabs(xdg):
         return Path(xdg) / app_name
-    if sys.platform == "darwin":
-        return Path(os.path.expanduser("~/Library/Caches")) / app_name
-    return Path(os.path.expanduser("~/.cache")) / app_name
+    return Path(os.path.expanduser(macos if sys.platform == "darwin" else linux)) / app_name
 
 
 def home_folder() -> Path:

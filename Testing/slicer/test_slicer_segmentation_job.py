@@ -70,16 +70,22 @@ def chosen_output_node(scene):
     return node
 
 
-def test_job_imports_into_the_chosen_node(scene_and_volume, qtbot):
-    scene, volume, voxels = scene_and_volume
-    chosen = chosen_output_node(scene)
-    job = SegmentationJob(command_factory=fake_engine_command)
+def run_into_chosen_node(command_factory, volume, chosen, qtbot):
+    """Run a job for liver and liver tumor with ``chosen`` as output; returns the job and its result."""
+    job = SegmentationJob(command_factory=command_factory)
     results = []
     job.finished_callbacks.append(results.append)
     job.start(volume, SegmentOptions(classes=("liver", "liver_tumor")), output_node=chosen)
     qtbot.waitUntil(lambda: bool(results), timeout=WAIT_MS)
-    assert results[0].succeeded, results[0].error
-    assert results[0].segmentation_node is chosen and chosen.GetName() == "Chosen"
+    return job, results[0]
+
+
+def test_job_imports_into_the_chosen_node(scene_and_volume, qtbot):
+    scene, volume, voxels = scene_and_volume
+    chosen = chosen_output_node(scene)
+    _job, result = run_into_chosen_node(fake_engine_command, volume, chosen, qtbot)
+    assert result.succeeded, result.error
+    assert result.segmentation_node is chosen and chosen.GetName() == "Chosen"
     segmentation = chosen.GetSegmentation()
     assert [segmentation.GetNthSegmentID(i) for i in range(segmentation.GetNumberOfSegments())] == [
         "liver",
@@ -94,12 +100,7 @@ def test_job_imports_into_the_chosen_node(scene_and_volume, qtbot):
 def test_damaged_result_gives_a_clear_error_and_keeps_the_chosen_node(scene_and_volume, qtbot):
     scene, volume, _ = scene_and_volume
     chosen = chosen_output_node(scene)
-    job = SegmentationJob(command_factory=truncating_engine_command)
-    results = []
-    job.finished_callbacks.append(results.append)
-    job.start(volume, SegmentOptions(classes=("liver", "liver_tumor")), output_node=chosen)
-    qtbot.waitUntil(lambda: bool(results), timeout=WAIT_MS)
-    result = results[0]
+    job, result = run_into_chosen_node(truncating_engine_command, volume, chosen, qtbot)
     assert not result.succeeded and result.segmentation_node is None
     assert "Could not import the result" in result.error and "incomplete" in result.error
     assert "Run the segmentation again" in result.error

@@ -81,7 +81,8 @@ def _list(manager, args: argparse.Namespace) -> int:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
-    print(f"\nCache folder: {manager.cache_dir}")
+    print(f"\nWeights folder: {manager.cache_dir}")
+    print(f"All of UniversalSeg's files (clear --all): {manager.home}, {manager.usage().describe()}")
     return ExitCode.OK
 
 

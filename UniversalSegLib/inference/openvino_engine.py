@@ -233,8 +233,10 @@ def _compile_precision(precision: str) -> str:
 
 
 def _report(message: str, status: StatusCallback | None) -> None:
-    logger.info(message)
-    if status is not None:
+    """Tell the user once: through the caller's status callback (progress), or else the log."""
+    if status is None:
+        logger.info(message)
+    else:
         status(message)
 
 

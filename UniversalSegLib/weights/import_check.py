@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from UniversalSegLib.weights.cache_usage import format_size
 from UniversalSegLib.weights.download import verify_file
 from UniversalSegLib.weights.entries import WeightsItem
 from UniversalSegLib.weights.errors import ChecksumError, WeightsError
@@ -39,7 +40,7 @@ def describe_file(path: Path) -> str:
     kind = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
     if kind is None:
         kind = "text file" if _is_text(head) else "binary file of unknown type"
-    return f"a {_format_size(size)} {kind}"
+    return f"a {format_size(size)} {kind}"
 
 
 def check_importable(item: WeightsItem, source: Path) -> str:
@@ -66,7 +67,7 @@ def _check_checkpoint(item: WeightsItem, source: Path) -> None:
         loaded = read_checkpoint(source)
     except CheckpointError as exc:
         raise _refusal(item, source, describe_file(source), expected, _reason(exc, source)) from exc
-    found = f"a {_format_size(source.stat().st_size)} checkpoint of a {loaded.backbone!r} model"
+    found = f"a {format_size(source.stat().st_size)} checkpoint of a {loaded.backbone!r} model"
     if item.backbone is not None and loaded.backbone != item.backbone:
         reason = f"Import it as {loaded.backbone!r} if that is what you meant."
         raise _refusal(item, source, found, expected, reason)
@@ -103,10 +104,3 @@ def _is_text(head: bytes) -> bool:
     except UnicodeDecodeError as exc:
         return exc.start >= len(head) - 3  # a multi-byte character cut at the end of the sample
     return True
-
-
-def _format_size(size: int) -> str:
-    for unit, factor in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if size >= factor:
-            return f"{size / factor:.1f} {unit}"
-    return f"{size}-byte"
