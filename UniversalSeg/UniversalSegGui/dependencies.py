@@ -206,7 +206,7 @@ def _monai_series_for_torch(
     if torch_is_new_enough(torch_version):
         python = ".".join(str(part) for part in environment.python_version())
         raise DependencyError(
-            _("Slicer's Python {python} is too old for UniversalSeg: use Slicer 5.8 or newer.").format(
+            _("Slicer's Python {python} is too old for UniversalSeg: use Slicer 5.10 or newer.").format(
                 python=python
             )
         )
