@@ -43,7 +43,6 @@ DEFAULT_CT = Path("data") / "ct" / "totalseg_example" / "example_ct.nii.gz"
 PANEL_WIDTH = 440
 #: File suffixes Slicer strips from a file name to name the loaded node.
 NODE_NAME_SUFFIXES = (".nii.gz", ".nii", ".seg.nrrd", ".nrrd", ".nhdr", ".mha", ".mhd")
-HOME_ENV = "UNIVERSALSEG_HOME"
 #: The empty cache the panel reads (shown in its Cache row, so a fixed name keeps the PNG reproducible).
 EMPTY_CACHE = Path(tempfile.gettempdir()) / "universalseg-empty-cache"
 
@@ -160,6 +159,8 @@ def fresh_cache(home: Path | None = None) -> Iterator[Path]:
     Raises:
         FileExistsError: ``home`` exists and is not empty (it is never cleared).
     """
+    from UniversalSegLib.cache_paths import HOME_ENV
+
     home = EMPTY_CACHE if home is None else home
     if home.exists() and any(home.iterdir()):
         raise FileExistsError(f"{home} is not empty; delete it (or pass another folder) and run again.")

@@ -133,7 +133,7 @@ class WeightsPanel(qt.QWidget):
             self.statusLabel.setText(self._status_text())
             self.cacheLabel.setText(
                 _("{usage} in {folder}").format(
-                    usage=self._usage_text(self.manager.usage()), folder=self.manager.home
+                    usage=self.manager.usage().describe(self._), folder=self.manager.home
                 )
             )
         except Exception as error:  # a broken catalog or cache must not break the panel
@@ -193,7 +193,7 @@ class WeightsPanel(qt.QWidget):
         question = _(
             "Delete everything cached in {folder}: {usage}?\n"
             "(downloaded weights, converted models and measured speeds; the license acceptance is kept)"
-        ).format(folder=self.manager.home, usage=self._usage_text(self.manager.usage()))
+        ).format(folder=self.manager.home, usage=self.manager.usage().describe(self._))
         if not self.confirm(question):
             return []
         try:
@@ -229,24 +229,6 @@ class WeightsPanel(qt.QWidget):
         if not size:
             return _("not downloaded yet: downloaded on the first run")
         return _("not downloaded yet: {size} to download on the first run").format(size=format_size(size))
-
-    def _usage_text(self, usage: Any) -> str:
-        """``1.1 GB (weights 245 MB, converted models 764 MB)`` with translated words, or ``empty``."""
-        from UniversalSegLib.weights.cache_usage import format_size
-
-        _ = self._
-        if not usage.total:
-            return _("empty")
-        parts = [
-            f"{label} {format_size(size)}"
-            for label, size in (
-                (_("weights"), usage.weights),
-                (_("converted models"), usage.converted_models),
-                (_("other"), usage.other),
-            )
-            if size
-        ]
-        return f"{format_size(usage.total)} ({', '.join(parts)})"
 
     def _on_download_clicked(self) -> None:
         if self.isDownloading():

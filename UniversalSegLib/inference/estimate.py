@@ -34,7 +34,6 @@ HU_FOREGROUND = -175.0
 #: Time outside the forward passes (preprocessing, blending, resampling back), as a share of network time.
 OVERHEAD_FACTOR = 1.1
 CACHE_FILE = cache_paths.SPEED_RATES_FILE
-CACHE_ENV = cache_paths.HOME_ENV
 
 #: Seconds per 96³ window, measured on this project's 2-core AVX-512-BF16 CPU (docs/speed.md) and
 #: conservative GPU figures; used when nothing was measured on the user's machine yet.
@@ -146,11 +145,6 @@ def foreground_extent_mm(image: object) -> tuple[float, float, float]:
         voxels = (present[-1] - present[0] + 1) if present.size else array.shape[axis_zyx]
         extents.append(float(voxels) * float(spacing[axis_xyz]))
     return tuple(extents)
-
-
-def cache_home() -> Path:
-    """``$UNIVERSALSEG_HOME`` or the per-user data folder: where weights, converted models and rates live."""
-    return cache_paths.home_folder()
 
 
 def cache_path() -> Path:

@@ -8,7 +8,8 @@ in PyTorch.
 
 Converting takes about a minute (in a child process, so that a cancel stops it at once:
 :mod:`~UniversalSegLib.inference.openvino_prepare`), so the converted model is stored in
-``<home>/openvino/<key>/encoder.xml`` (``home`` = ``$UNIVERSALSEG_HOME`` or the per-user cache folder),
+``<home>/openvino/<key>/encoder.xml`` (``home`` = ``$UNIVERSALSEG_HOME`` or the per-user data folder,
+beside the weights),
 where ``key`` hashes the encoder weights, the window size, the OpenVINO version and this file's format
 version; later runs only load it. OpenVINO's own cache keeps the compiled form in
 ``<key>/compiled/<precision>-threads<n>``, so a later run starts in about 0.5 s instead of compiling for
@@ -259,8 +260,7 @@ def _prepared_encoder(
     if not (stored / ENCODER_FILE).is_file():
         _report("converting the model for the OpenVINO CPU engine (once per model, about a minute)", status)
     int8_folder = target.parent.name if precision == "int8" else None
-    report = lambda message: _report(message, status)  # noqa: E731
-    return prepare_encoder_files(model, roi, stored, int8_folder, cancel, report) / ENCODER_FILE
+    return prepare_encoder_files(model, roi, stored, int8_folder, cancel, status) / ENCODER_FILE
 
 
 class OpenVINOPredictor:

@@ -16,15 +16,14 @@ from UniversalSegLib.io.atomic import atomic_output
 
 logger = logging.getLogger(__name__)
 
-CACHE_SUBDIR = "embeddings"
 CACHE_FORMAT_VERSION = 1
 
 
 def default_cache_dir() -> Path:
     """``<home>/embeddings`` where home is ``$UNIVERSALSEG_HOME`` or the per-user data folder."""
-    from UniversalSegLib.weights.manager import default_home
+    from UniversalSegLib.cache_paths import embeddings_folder
 
-    return default_home() / CACHE_SUBDIR
+    return embeddings_folder()
 
 
 def weights_identity(pretrained: str | os.PathLike | None) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,16 +34,21 @@ class CacheUsage:
     def total(self) -> int:
         return self.weights + self.converted_models + self.other
 
-    def describe(self) -> str:
-        """``1.1 GB (weights 245 MB, converted models 764 MB, other 4 kB)`` or ``empty``."""
+    def describe(self, translate: Callable[[str], str] = str) -> str:
+        """``1.1 GB (weights 245 MB, converted models 764 MB, other 4 kB)`` or ``empty``.
+
+        Args:
+            translate: Slicer's ``_`` for the words, in the module's panel.
+        """
+        _ = translate
         if self.total == 0:
-            return "empty"
+            return _("empty")
         parts = [
             f"{label} {format_size(size)}"
             for label, size in (
-                ("weights", self.weights),
-                ("converted models", self.converted_models),
-                ("other", self.other),
+                (_("weights"), self.weights),
+                (_("converted models"), self.converted_models),
+                (_("other"), self.other),
             )
             if size
         ]

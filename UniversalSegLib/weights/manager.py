@@ -35,9 +35,6 @@ from UniversalSegLib.weights.license import LicenseStore
 
 logger = logging.getLogger(__name__)
 
-HOME_ENV = cache_paths.HOME_ENV
-APP_NAME = cache_paths.APP_NAME
-
 #: ``progress`` argument of :meth:`WeightsManager.download`: ``True`` = tqdm bar on stderr,
 #: ``False``/``None`` = silent, or a callback receiving ``ProgressEvent(stage="download", ...)``.
 DownloadProgress = bool | None | Callable[[ProgressEvent], None]
