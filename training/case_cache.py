@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from UniversalSegLib.io.atomic import atomic_write_text
+from UniversalSegLib.weights.download import sha256_of
 
 from .config import DatasetSpec, TrainingConfig
 
@@ -103,17 +104,9 @@ def file_stat(path: str) -> dict[str, int]:
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        while chunk := stream.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def file_state(path: str) -> dict[str, Any]:
     """What the sidecar records about an input file: path, size, mtime_ns and SHA-256."""
-    return {"path": path, **file_stat(path), "sha256": file_sha256(path)}
+    return {"path": path, **file_stat(path), "sha256": sha256_of(Path(path))}
 
 
 def read_sidecar(job: CaseJob) -> dict[str, Any] | None:
@@ -158,7 +151,7 @@ def case_status(job: CaseJob, hash_changed: bool = True, verify: bool = False) -
             return CaseStatus(
                 "stale", f"{role} {path} changed (size {before.get('size')} -> {now['size']} bytes)"
             )
-        if file_sha256(path) != before.get("sha256"):
+        if sha256_of(Path(path)) != before.get("sha256"):
             return CaseStatus("stale", f"{role} {path} changed (content)")
         refreshed[role] = {**before, **now}
     if refreshed != recorded:
