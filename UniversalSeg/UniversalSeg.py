@@ -130,6 +130,7 @@ class UniversalSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.layout.addWidget(label)
             self.layout.addStretch(1)
             return
+        from UniversalSegGui.advanced_options import AdvancedOptions
         from UniversalSegGui.choices import DEVICE_CHOICES, SPEED_CHOICES
         from UniversalSegGui.class_checklist import ClassChecklist
         from UniversalSegGui.run_panel import RunController, RunPanel
@@ -150,6 +151,9 @@ class UniversalSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.runPanel = RunPanel(translate=_)
         self.ui.runPanelLayout.addWidget(self.runPanel)
         self.runController = RunController(self.runPanel, self.logic.job, translate=_)
+        self.advancedOptions = AdvancedOptions(translate=_)
+        self.logic.reuseFeatures = self.advancedOptions.reuseFeatures()
+        self._addAdvancedSection(uiWidget.layout(), self.advancedOptions)
         for value, label in DEVICE_CHOICES:
             self.ui.deviceComboBox.addItem(_(label), value)
         for value, label in SPEED_CHOICES:
@@ -161,10 +165,22 @@ class UniversalSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.speedComboBox.currentIndexChanged.connect(self.onDeviceOrSpeedChanged)
         self.runController.segment_requested.append(self.onSegmentButton)
         self.runController.finished.append(self.onRunFinished)
+        self.advancedOptions.reuse_features_changed.append(self.onReuseFeaturesChanged)
+        self.weightsPanel.cache_cleared.append(self.updateEstimate)
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.initializeParameterNode()
+
+    def _addAdvancedSection(self, layout, content) -> None:
+        """A collapsed "Advanced" section holding ``content``, just above the Segment button."""
+        import ctk
+
+        section = ctk.ctkCollapsibleButton()
+        section.text = _("Advanced")
+        section.collapsed = True
+        qt.QVBoxLayout(section).addWidget(content)
+        layout.insertWidget(layout.indexOf(self.ui.runPanelPlaceholder), section)
 
     def cleanup(self) -> None:
         """Module closed (or Slicer quits): stop a running segmentation."""
@@ -247,12 +263,16 @@ class UniversalSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         qt.QSettings().setValue(SETTINGS_CLASSES_KEY, ",".join(chosen))
         self._setParameter("selectedClasses", chosen)
 
+    def onReuseFeaturesChanged(self, reuse: bool) -> None:
+        self.logic.reuseFeatures = reuse
+        self.updateEstimate()
+
     def onDeviceOrSpeedChanged(self, *args) -> None:
         self._setParameter("device", str(self.ui.deviceComboBox.currentData))
         self._setParameter("speedMode", str(self.ui.speedComboBox.currentData))
 
     def updateEstimate(self) -> None:
-        """Estimated CPU time, or a warning for a GPU with little memory."""
+        """Estimated CPU time, a re-query's time, or a warning for a GPU with little memory."""
         node = self._parameterNode
         text = ""
         if node is not None and node.inputVolume is not None and node.inputVolume.GetImageData() is not None:
@@ -262,7 +282,9 @@ class UniversalSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             dimensions = node.inputVolume.GetImageData().GetDimensions()
             spacing = node.inputVolume.GetSpacing()
             try:
-                text = estimate_text(dimensions, spacing, node.model, node.speedMode, gpu, translate=_)
+                reuse = self.logic.featuresReusable(node.inputVolume, node.model, node.device, node.speedMode)
+                reusedFor = list(node.selectedClasses) if reuse else None
+                text = estimate_text(dimensions, spacing, node.model, node.speedMode, gpu, _, reusedFor)
             except Exception as error:  # an estimate must never break a parameter change
                 logging.warning("Could not estimate the run time: %s", error)
         self.ui.estimateLabel.setText(text)
@@ -288,6 +310,7 @@ class UniversalSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                     node.device,
                     node.speedMode,
                     acceptLicense=True,
+                    reuseFeatures=self.logic.reuseFeatures,
                 ),
                 output_node=node.outputSegmentation,
                 show3D=node.show3D,
@@ -297,6 +320,8 @@ class UniversalSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         node = self._parameterNode
         if slicer.app.testingEnabled() or (node.device == "auto" and self.logic.gpuInfo() is not None):
             return True
+        if self.logic.featuresReusable(node.inputVolume, node.model, node.device, node.speedMode):
+            return True  # a re-query: seconds
         estimate = self.logic.estimateCpuTime(node.inputVolume, node.model, node.speedMode)
         if estimate.seconds < CPU_CONFIRM_SECONDS:
             return True
@@ -308,6 +333,7 @@ class UniversalSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onRunFinished(self, result) -> None:
         self.weightsPanel.refresh()
+        self.updateEstimate()  # a second run of this volume can now reuse its image features
         node = result.segmentation_node
         if node is None:
             return
@@ -343,10 +369,15 @@ class UniversalSegLogic(ScriptedLoadableModuleLogic):
     Args:
         job: a ``UniversalSegGui.segmentation_job.SegmentationJob`` (tests inject one with a fake engine).
         dependencyEnvironment: replaces the Slicer calls of ``UniversalSegGui.dependencies`` in tests.
+
+    Attributes:
+        reuseFeatures: let runs reuse (and keep) image features of earlier runs (the panel's advanced option);
+            the default of :meth:`startSegmentation` and :meth:`segment`.
     """
 
     def __init__(self, job=None, dependencyEnvironment=None) -> None:
         ScriptedLoadableModuleLogic.__init__(self)
+        self.reuseFeatures = True
         self._job = job
         self._dependencyEnvironment = dependencyEnvironment
         self._gpuInfo = None
@@ -392,7 +423,13 @@ class UniversalSegLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def options(
-        classes, model="swinunetr", device="auto", speed="faithful", weights=None, acceptLicense=False
+        classes,
+        model="swinunetr",
+        device="auto",
+        speed="faithful",
+        weights=None,
+        acceptLicense=False,
+        reuseFeatures=True,
     ):
         from UniversalSegGui.engine_command import SegmentOptions
 
@@ -403,7 +440,20 @@ class UniversalSegLogic(ScriptedLoadableModuleLogic):
             speed=speed,
             weights=weights,
             accept_license=acceptLicense,
+            feature_cache=reuseFeatures,
         )
+
+    def featuresReusable(self, volumeNode, model="swinunetr", device="auto", speed="faithful", weights=None):
+        """Whether a run would reuse the image features of the last run that kept them.
+
+        True for the same volume (unchanged since), model, weights, device and speed mode, with reuse on and
+        the engine's feature cache not cleared since; any class selection.
+        """
+        if not self.reuseFeatures or self._job is None:
+            return False
+        from UniversalSegGui.engine_command import FeatureSettings
+
+        return self._job.feature_memory.fits(volumeNode, FeatureSettings(model, device, speed, weights))
 
     def gpuInfo(self):
         """(name, memory in bytes) of the CUDA GPU, or None; asked once torch is installed (not before)."""
@@ -445,9 +495,14 @@ class UniversalSegLogic(ScriptedLoadableModuleLogic):
         show3D=False,
         weights=None,
         acceptLicense=False,
+        reuseFeatures=None,
     ) -> None:
-        """Start a run and return at once; results arrive through ``self.job.finished_callbacks``."""
-        options = self.options(classes, model, device, speed, weights, acceptLicense)
+        """Start a run and return at once; results arrive through ``self.job.finished_callbacks``.
+
+        ``reuseFeatures`` ``None`` follows :attr:`reuseFeatures`.
+        """
+        reuse = self.reuseFeatures if reuseFeatures is None else reuseFeatures
+        options = self.options(classes, model, device, speed, weights, acceptLicense, reuse)
         self.job.start(volumeNode, options, output_node=outputSegmentation, show3D=show3D)
 
     def isRunning(self) -> bool:

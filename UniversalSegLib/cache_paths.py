@@ -33,6 +33,7 @@ APP_NAME = "UniversalSeg"
 WEIGHTS_FOLDER = "weights"
 OPENVINO_FOLDER = "openvino"
 EMBEDDINGS_FOLDER = "embeddings"
+FEATURES_FOLDER = "features"
 SPEED_RATES_FILE = "speed_probe.json"
 
 
@@ -80,6 +81,11 @@ def openvino_folder(home: Path | None = None) -> Path:
 
 def embeddings_folder(home: Path | None = None) -> Path:
     return (home or home_folder()) / EMBEDDINGS_FOLDER
+
+
+def feature_cache_folder(home: Path | None = None) -> Path:
+    """Image features kept for re-queries (:mod:`UniversalSegLib.inference.feature_cache`)."""
+    return (home or home_folder()) / FEATURES_FOLDER
 
 
 def speed_rates_file(home: Path | None = None) -> Path:

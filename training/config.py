@@ -55,6 +55,10 @@ class DatasetSpec:
     rl_split: list[tuple[int, int]] = field(default_factory=list)  # (right index, left index)
     crop: CropSpec = field(default_factory=CropSpec)
     rand_zoom: bool = False
+    sampling_group: str = ""  # uniform sampling draws this group as one dataset ("" or unset: the key)
+
+    def __post_init__(self) -> None:
+        self.sampling_group = self.sampling_group or self.key
 
 
 @dataclass
@@ -109,6 +113,16 @@ class TrainSpec:
     dice: str = setting("slice", "Dice loss per first-axis slice (`slice`, released models) or per `volume`.")
     seed: int = setting(0, "Seed of every random choice (data stream, initialisation).")
     grad_clip: float = setting(0.0, "Clip the gradient norm to this value (0: off).")
+    deterministic: bool = setting(
+        False,
+        "PyTorch's deterministic algorithms only (bit-exact reruns and resumes on the same machine and "
+        "software; slower, see 'Resume and determinism').",
+    )
+    max_nonfinite_steps: int = setting(
+        10,
+        "Stop after this many optimizer steps in a row with a non-finite loss or gradient (each is skipped "
+        "and counted; 0: never stop).",
+    )
 
 
 @dataclass
@@ -273,6 +287,7 @@ def _parse_dataset(entry: dict[str, Any], table: ClassTable, base: Path) -> Data
         rl_split=rl_split,
         crop=crop,
         rand_zoom=_coerce(entry.get("rand_zoom", False), "bool", f"dataset {key!r} rand_zoom"),
+        sampling_group=_sampling_group(entry.get("sampling_group"), key),
     )
     for right, left in rl_split:
         if right not in mapped:
@@ -280,6 +295,18 @@ def _parse_dataset(entry: dict[str, Any], table: ClassTable, base: Path) -> Data
         if left not in spec.classes:
             raise ConfigError(f"{where}: rl_split left class {left} must be annotated ('classes').")
     return spec
+
+
+def _sampling_group(value: Any, key: str) -> str:
+    """A dataset's ``sampling_group``: a non-empty text (default: its key)."""
+    if value is None:
+        return key
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f'Dataset {key!r}: sampling_group must be a non-empty text such as "01" (quote numbers), '
+            f"got {value!r}."
+        )
+    return value.strip()
 
 
 def _coerce(value: Any, kind: str, where: str) -> Any:
@@ -453,6 +480,8 @@ def _check_choices(config: TrainingConfig) -> None:
         raise ConfigError("train.dice must be 'slice' or 'volume'.")
     if config.train.amp not in ("auto", "bf16", "fp16", "off"):
         raise ConfigError(f"train.amp must be auto, bf16, fp16 or off, not {config.train.amp!r}.")
+    if config.train.max_nonfinite_steps < 0:
+        raise ConfigError("train.max_nonfinite_steps must be 0 (never stop) or a positive number of steps.")
 
 
 def _resolve_model_paths(spec: ModelSpec, base: Path) -> ModelSpec:

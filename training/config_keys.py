@@ -65,6 +65,13 @@ DATASET = (
     Setting("rl_split", "list", "`[]`", "`[right, left]` class pairs split into two organs by position."),
     Setting("crop", "mapping", "`{}`", "How training crops are drawn (section below)."),
     Setting("rand_zoom", "bool", "`false`", "Random zoom augmentation (official for small-structure sets)."),
+    Setting(
+        "sampling_group",
+        "str",
+        "the dataset's `key`",
+        "With `data.uniform_sample`: datasets sharing a group are drawn as one (a case is picked from all "
+        "their cases), e.g. BTCV's two list files, which the official code samples as one dataset.",
+    ),
 )
 
 CASE = (

@@ -85,13 +85,49 @@ class TaggedConcatDataset(ConcatDataset):
 
 
 class UniformDatasetSampler(Sampler[int]):
-    """Item i of an epoch takes dataset ``i % n_datasets`` and a random case of it (``uniform_sample``)."""
+    """Item i of an epoch takes sampling group ``i % n_groups`` and a random case of it (``uniform_sample``).
 
-    def __init__(self, sizes: list[int], num_replicas: int = 1, rank: int = 0, seed: int = 0) -> None:
+    A group is one dataset, or several that share a ``sampling_group`` (BTCV's two list files are one
+    group, as the official ``get_key`` sees them): a case is then drawn uniformly from all their cases.
+
+    Args:
+        sizes: number of cases of each dataset, in the order of the concatenated dataset.
+        num_replicas, rank: this process's share (item i goes to rank ``i % num_replicas``).
+        seed: seed of the per-epoch draws.
+        groups: sampling group of each dataset (default: each dataset is its own group).
+    """
+
+    def __init__(
+        self,
+        sizes: list[int],
+        num_replicas: int = 1,
+        rank: int = 0,
+        seed: int = 0,
+        groups: list[str] | None = None,
+    ) -> None:
         self.sizes, self.num_replicas, self.rank, self.seed = sizes, num_replicas, rank, seed
         self.epoch = 0
-        self.offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+        names = groups if groups is not None else [str(i) for i in range(len(sizes))]
+        if len(names) != len(sizes):
+            raise ValueError(f"{len(names)} sampling groups for {len(sizes)} datasets")
+        members: dict[str, list[int]] = {}
+        for part, name in enumerate(names):
+            members.setdefault(name, []).extend(range(offsets[part], offsets[part] + sizes[part]))
+        self.groups = list(names)
+        self.group_items = [np.asarray(items, dtype=np.int64) for items in members.values()]
         self.num_samples = math.ceil(sum(sizes) / num_replicas)
+
+    def dataset_shares(self) -> list[float]:
+        """Expected fraction of the drawn items that comes from each dataset: its group's ``1/n_groups``,
+        split between the group's datasets in proportion to their cases."""
+        group_sizes: dict[str, int] = {}
+        for name, size in zip(self.groups, self.sizes, strict=True):
+            group_sizes[name] = group_sizes.get(name, 0) + size
+        return [
+            size / group_sizes[name] / len(group_sizes)
+            for name, size in zip(self.groups, self.sizes, strict=True)
+        ]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -104,11 +140,28 @@ class UniformDatasetSampler(Sampler[int]):
         total = self.num_samples * self.num_replicas
         picks = []
         for i in range(total):
-            part = i % len(self.sizes)
-            picks.append(
-                int(self.offsets[part]) + int(torch.randint(self.sizes[part], (1,), generator=generator))
-            )
+            items = self.group_items[i % len(self.group_items)]
+            picks.append(int(items[int(torch.randint(len(items), (1,), generator=generator))]))
         return iter(picks[self.rank : total : self.num_replicas])
+
+
+def uniform_sampler(
+    config: TrainingConfig, sizes: dict[str, int], num_replicas: int = 1, rank: int = 0
+) -> UniformDatasetSampler:
+    """The ``uniform_sample`` sampler over the datasets that have cases, grouped by ``sampling_group``.
+
+    Args:
+        sizes: dataset key -> number of training cases (datasets without cases are left out, in the
+            same order as the training loader's concatenated dataset).
+    """
+    specs = [spec for spec in config.datasets if sizes.get(spec.key)]
+    return UniformDatasetSampler(
+        [sizes[spec.key] for spec in specs],
+        num_replicas,
+        rank,
+        config.train.seed,
+        groups=[spec.sampling_group for spec in specs],
+    )
 
 
 class EpochTaggedSampler(Sampler):
@@ -136,11 +189,12 @@ def build_train_loader(
     config: TrainingConfig, rank: int = 0, world_size: int = 1
 ) -> tuple[DataLoader, EpochTaggedSampler]:
     """The training loader: per-dataset CacheDatasets, distributed (or uniform) sampling, crop collation."""
-    parts = []
+    parts, sizes = [], {}
     for spec in config.datasets:
         items = prepared_items(config, spec)
         if not items:
             continue
+        sizes[spec.key] = len(items)
         cache = CacheDataset(
             items,
             transform=train_transforms(config.data, spec),
@@ -153,7 +207,7 @@ def build_train_loader(
         raise MissingPreparedDataError("No training cases: every dataset's case list is empty.")
     dataset = TaggedConcatDataset(parts)
     if config.data.uniform_sample:
-        base = UniformDatasetSampler([len(p) for p in parts], world_size, rank, config.train.seed)
+        base = uniform_sampler(config, sizes, world_size, rank)
     else:
         base = DistributedSampler(
             dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=config.train.seed

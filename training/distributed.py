@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -28,13 +30,18 @@ class DistInfo:
         return self.world_size > 1
 
 
+def world_size_from_env() -> int:
+    """The number of processes ``torchrun`` starts (``WORLD_SIZE``; 1 without torchrun), before joining."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def init_distributed(device: str | None = None) -> DistInfo:
     """Join the process group that ``torchrun`` describes in the environment (or run alone).
 
     Args:
         device: ``cuda``/``cpu``; default CUDA when available.
     """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    world_size = world_size_from_env()
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
@@ -60,11 +67,36 @@ def barrier(info: DistInfo) -> None:
 
 def mean_across(value: float, info: DistInfo) -> float:
     """The mean of a scalar over all processes."""
+    return means_across([value], info)[0]
+
+
+def means_across(values: Sequence[float], info: DistInfo) -> list[float]:
+    """The mean over all processes of each of ``values`` (one collective call for all of them)."""
     if not info.enabled:
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=info.device)
+        return [float(value) for value in values]
+    tensor = torch.tensor(list(values), dtype=torch.float64, device=info.device)
     dist.all_reduce(tensor)
-    return float(tensor.item()) / info.world_size
+    return [float(total) / info.world_size for total in tensor.tolist()]
+
+
+def shard_indices(count: int, rank: int, world_size: int) -> range:
+    """The items ``0..count-1`` that process ``rank`` handles: every ``world_size``-th from ``rank``.
+
+    Deterministic; every item goes to exactly one process; shares differ by at most one item (a
+    process may get none when there are fewer items than processes).
+    """
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not one of {world_size} processes")
+    return range(rank, count, world_size)
+
+
+def gather_objects(value: Any, info: DistInfo) -> list[Any]:
+    """``value`` of every process, in rank order, on every process (picklable values)."""
+    if not info.enabled:
+        return [value]
+    gathered: list[Any] = [None] * info.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
 
 
 def any_across(flag: bool, info: DistInfo) -> bool:

@@ -1,9 +1,11 @@
 """``python -m training.evaluate CONFIG --weights CKPT``: Dice and NSD per class and dataset, CSV + plot.
 
 Cases are the prepared validation cases (``--split val``, default) or training cases. Inference is a
-sliding window over the prepared volume (``data.spacing``); a class is scored where the dataset
-annotates it and its ground truth is non-empty (as the official ``dice_score`` reporting). One
-progress line per case.
+sliding window over the prepared volume (``data.spacing``) blended with the official (MONAI 0.9.0)
+Gaussian, as ``universalseg segment`` and the official validation do; ``--postprocess`` adds the
+official per-organ post-processing (``UniversalSegLib.inference.postprocessing``). A class is scored
+where the dataset annotates it and its ground truth is non-empty (as the official ``dice_score``
+reporting). One progress line per case.
 """
 
 from __future__ import annotations
@@ -21,16 +23,20 @@ from typing import Any
 import numpy as np
 import torch
 
+from UniversalSegLib.inference.postprocessing import postprocess_masks, required_classes
+from UniversalSegLib.inference.weight_map import window_weight_map
 from UniversalSegLib.io.atomic import atomic_write_bytes
 
 from . import command
 from .config import TrainingConfig, load_config
 from .datasets import prepared_items
+from .distributed import DistInfo, gather_objects, shard_indices
 from .errors import ConfigError, brief
 from .metrics import dice_score, normalized_surface_dice
 from .transforms import validation_transforms
 
 CSV_FIELDS = ("dataset", "case_id", "class_index", "class_key", "dice", "nsd")
+OFFICIAL_CLASSES = 32  # the post-processing rules know the official classes only
 
 
 @torch.no_grad()
@@ -42,15 +48,17 @@ def predict_volume(
     amp_dtype: torch.dtype | None = None,
     overlap: float = 0.5,
 ) -> torch.Tensor:
-    """Sigmoid probabilities [C, X, Y, Z] of a scaled image [1, X, Y, Z] (sliding window, Gaussian blend)."""
+    """Sigmoid probabilities [C, X, Y, Z] of a scaled image [1, X, Y, Z] (sliding window, blended with the
+    official MONAI-0.9.0 Gaussian map, like ``universalseg segment``)."""
     from monai.inferers import sliding_window_inference
 
     was_training = model.training
     model.eval()
     autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
     with autocast:
+        weights = window_weight_map("gaussian", roi_size).to(device)[None, None]
         logits = sliding_window_inference(
-            image[None].to(device), (roi_size,) * 3, 1, model, overlap=overlap, mode="gaussian"
+            image[None].to(device), (roi_size,) * 3, 1, model, overlap=overlap, roi_weight_map=weights
         )
     model.train(was_training)
     return torch.sigmoid(logits[0].float()).cpu()
@@ -64,11 +72,18 @@ def evaluate_cases(
     nsd_tolerance_mm: float | None = 2.0,
     amp_dtype: torch.dtype | None = None,
     progress: Callable[[str], None] | None = None,
+    postprocess: bool = False,
+    dist_info: DistInfo | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per (case, annotated class with non-empty ground truth).
+    """One row per (case, annotated class with non-empty ground truth), in case order.
 
     Args:
         progress: called with one line per finished case (``[i/n] dataset case: Dice per class (s)``).
+        dist_info: in a distributed run, each process scores its share of the cases
+            (:func:`~.distributed.shard_indices`) and every process returns all rows, in the same order
+            as a single process would (call it on every process).
+        postprocess: apply the official per-organ post-processing to the thresholded predictions
+            first (as the official ``validation.py``; the classes its rules need are predicted too).
     """
     transform = validation_transforms(config.data)
     spacing = (config.data.spacing,) * 3
@@ -78,18 +93,21 @@ def evaluate_cases(
         for spec in config.datasets
         for item in prepared_items(config, spec, validation=split == "val")
     ]
-    for number, (spec, item) in enumerate(cases, 1):
+    info = dist_info or DistInfo()
+    for position in shard_indices(len(cases), info.rank, info.world_size):
+        (spec, item), number = cases[position], position + 1
         started, first_row = time.perf_counter(), len(rows)
         data = transform(item)
         probabilities = predict_volume(
             model, data["image"].as_tensor(), config.data.roi_size, device, amp_dtype
         )
         target = data["target"].numpy()
+        masks = _predicted_masks(probabilities, spec.classes, postprocess)
         for index in spec.classes:
             truth = target[index - 1] == 1
             if not truth.any():
                 continue
-            prediction = probabilities[index - 1].numpy() > 0.5
+            prediction = masks[index]
             nsd = (
                 normalized_surface_dice(prediction, truth, spacing, nsd_tolerance_mm)
                 if nsd_tolerance_mm is not None
@@ -113,7 +131,39 @@ def evaluate_cases(
                 f"[{number}/{len(cases)}] {spec.key} {item['case_id']}: Dice {scores} "
                 f"({time.perf_counter() - started:.1f} s)"
             )
-    return rows
+    return _gather_in_case_order(rows, cases, info)
+
+
+def _gather_in_case_order(
+    rows: list[dict[str, Any]], cases: list[tuple[Any, dict[str, Any]]], info: DistInfo
+) -> list[dict[str, Any]]:
+    """Every process's rows, ordered by case as one process lists them (a case's rows keep their order)."""
+    if not info.enabled:
+        return rows
+    position = {(spec.key, item["case_id"]): number for number, (spec, item) in enumerate(cases)}
+    merged = [row for part in gather_objects(rows, info) for row in part]
+    return sorted(merged, key=lambda row: position[(row["dataset"], row["case_id"])])  # stable
+
+
+def mean_dice_per_class(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Mean Dice of each class key over the rows (cases where it is annotated and present)."""
+    by_class: dict[str, list[float]] = {}
+    for row in rows:
+        by_class.setdefault(row["class_key"], []).append(row["dice"])
+    return {key: float(np.mean(values)) for key, values in by_class.items()}
+
+
+def _predicted_masks(
+    probabilities: torch.Tensor, classes: list[int], postprocess: bool
+) -> dict[int, np.ndarray]:
+    """Thresholded (> 0.5) masks of ``classes``, optionally post-processed by the official rules."""
+    official = [index for index in classes if index <= OFFICIAL_CLASSES]
+    wanted = set(classes) | (required_classes(official) if postprocess else set())
+    masks = {index: probabilities[index - 1].numpy() > 0.5 for index in sorted(wanted)}
+    if postprocess:
+        processed = postprocess_masks({index: masks[index] for index in masks if index <= OFFICIAL_CLASSES})
+        masks.update(processed)
+    return masks
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -189,6 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="output folder (default: <output_dir>/evaluation)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--overwrite", action="store_true", help="replace existing CSV/plot files")
+    parser.add_argument(
+        "--postprocess",
+        action="store_true",
+        help="apply the official per-organ post-processing before scoring (as the official validation.py)",
+    )
     args = parser.parse_args(argv)
     from UniversalSegLib.weights.checkpoint import load_model
 
@@ -216,7 +271,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     rows = evaluate_cases(
-        config, model, device, args.split, args.nsd_tolerance, progress=lambda line: print(line, flush=True)
+        config,
+        model,
+        device,
+        args.split,
+        args.nsd_tolerance,
+        progress=lambda line: print(line, flush=True),
+        postprocess=args.postprocess,
     )
     summary = summarize(rows)
     write_csv(rows + summary, outputs[0], args.overwrite)

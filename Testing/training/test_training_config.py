@@ -34,14 +34,21 @@ def _without_list_files(path: Path) -> dict:
     return raw
 
 
-def test_official_template_matches_the_spec():
-    config = config_from_dict(_without_list_files(CONFIGS / "official_template.yaml"), CONFIGS)
-    assert {d.key: d.classes for d in config.datasets} == {k: sorted(v) for k, v in SPEC_TEMPLATE.items()}
-    liver = config.dataset("04")
-    assert liver.label_map[2] == [6, 27] and liver.crop.mode == "label_classes"  # tumor merged into the organ
-    assert config.dataset("12").rl_split == [(2, 3), (16, 17)]
-    assert config.dataset("10_06").rand_zoom and not config.dataset("06").rand_zoom
-    assert config.train.lr == 1e-4 and config.train.warmup_epochs == 100 and config.train.epochs == 2000
+def test_the_official_and_recommended_configs_match_the_spec():
+    official = config_from_dict(_without_list_files(CONFIGS / "official.yaml"), CONFIGS)
+    recommended = config_from_dict(_without_list_files(CONFIGS / "recommended.yaml"), CONFIGS)
+    template = {k: sorted(v) for k, v in SPEC_TEMPLATE.items()}
+    assert {d.key: d.classes for d in recommended.datasets} == template
+    assert {d.key: d.classes for d in official.datasets} == {
+        k: v for k, v in template.items() if k not in ("06", "14")
+    }  # the official training lists have neither 06 nor 14
+    for config in (official, recommended):
+        liver = config.dataset("04")
+        assert liver.label_map[2] == [6, 27] and liver.crop.mode == "label_classes"  # tumor merged into organ
+        assert config.dataset("12").rl_split == [(2, 3), (16, 17)]
+        assert config.dataset("10_06").rand_zoom and not config.dataset("05").rand_zoom
+        assert config.train.lr == 1e-4 and config.train.warmup_epochs == 100 and config.train.epochs == 2000
+    assert not recommended.dataset("06").rand_zoom
 
 
 def test_example_config_adds_a_text_class_after_the_official_32():

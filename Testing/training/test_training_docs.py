@@ -67,6 +67,7 @@ def test_a_config_with_every_documented_key_is_accepted(tmp_path):
         "rl_split": [["kidney_right", "kidney_left"]],
         "crop": {f.name: getattr(CropSpec(), f.name) for f in dataclasses.fields(CropSpec)},
         "rand_zoom": False,
+        "sampling_group": "A",
     }
     raw = {
         "name": "all_keys",

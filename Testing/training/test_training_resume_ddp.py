@@ -1,7 +1,9 @@
-"""Training loop: exact resume, 2-process DDP equals single process, checkpoints load for inference."""
+"""Training loop: exact resume, 2-process DDP equals single process (training and validation), resume
+checks on another number of processes, checkpoints load for inference."""
 
 from __future__ import annotations
 
+import csv
 import os
 import socket
 import subprocess
@@ -16,8 +18,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from training_helpers import make_cases, make_config  # noqa: E402
 
+from training.config import load_config  # noqa: E402
+from training.evaluate import evaluate_cases  # noqa: E402
 from training.prepare import prepare  # noqa: E402
-from training.train import Trainer  # noqa: E402
+from training.train import Trainer, main  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Global batch 2: single process = batch 1 x gradient accumulation 2; DDP = batch 1 on each of 2 ranks.
@@ -67,15 +71,35 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.mark.slow  # two torchrun processes: about 17 s on 2 cores
-def test_two_process_ddp_matches_single_process(reference, ct_dir, tmp_path):
+def test_cli_refuses_a_mid_epoch_checkpoint_on_another_number_of_processes(
+    reference, tmp_path, monkeypatch, capsys
+):
+    config, checkpoint = reference  # saved by 1 process in the middle of its epoch
+    config_path = tmp_path / "tiny.yaml"
+    config_path.write_text(yaml.safe_dump(config.raw))
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun --nproc-per-node 2 would start it
+    assert main([str(config_path), "--resume", str(checkpoint)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Resume it with 1 process(es)" in error, error
+
+
+@pytest.mark.slow  # two torchrun processes (3 steps, one validation) and a 1-process resume
+def test_two_process_ddp_matches_single_process(reference, ct_dir, tmp_path, capsys, monkeypatch):
+    """2 ranks x batch 1 = 1 rank x accumulate 2; validation split over the ranks equals one process's;
+    their mid-epoch checkpoint is refused on 1 process, their epoch-end checkpoint is re-sharded."""
     _, reference_checkpoint = reference
     pairs = make_cases(ct_dir, tmp_path / "data")
     datasets = [
-        {"key": "A", "cases": [list(p) for p in pairs], "label_map": {1: "spleen", 5: "liver"}},
+        {
+            "key": "A",
+            "cases": [list(p) for p in pairs],
+            "val_cases": [list(p) for p in pairs],
+            "label_map": {1: "spleen", 5: "liver"},
+        },
         {
             "key": "B",
             "cases": [list(p) for p in pairs],
+            "val_cases": [list(pairs[0])],  # 3 validation cases: uneven over 2 processes
             "label_map": {2: "kidney_right", 3: "kidney_right"},
             "rl_split": [["kidney_right", "kidney_left"]],
         },
@@ -87,7 +111,7 @@ def test_two_process_ddp_matches_single_process(reference, ct_dir, tmp_path):
         "output_dir": str(tmp_path / "run"),
         "cache_dir": str(tmp_path / "cache"),
     }
-    raw["train"] = {**raw["train"], "accumulate": 1}
+    raw["train"] = {**raw["train"], "accumulate": 1, "val_every": 1, "save_every": 1}
     config_path = tmp_path / "ddp.yaml"
     config_path.write_text(yaml.safe_dump(raw))
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
@@ -116,17 +140,55 @@ def test_two_process_ddp_matches_single_process(reference, ct_dir, tmp_path):
         "--device",
         "cpu",
         "--max-steps",
-        "2",
+        "3",  # epoch 1 (2 steps per rank), validation, epoch_1.pth; 1 step of epoch 2, last.pth
     ]
     result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
-    got = _state(tmp_path / "run" / "checkpoints" / "last.pth")
+    checkpoints = tmp_path / "run" / "checkpoints"
+    got = _state(checkpoints / "epoch_1.pth")
     expected = _state(reference_checkpoint)
     parameters = [
         k for k in expected if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
     ]
     for key in parameters:
         torch.testing.assert_close(got[key], expected[key], rtol=1e-5, atol=1e-7, msg=key)
+    _check_validation_equals_single_process(config_path, checkpoints / "epoch_1.pth", tmp_path)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    _check_resume_on_one_process(config_path, checkpoints, capsys)
+
+
+def _check_validation_equals_single_process(config_path: Path, checkpoint: Path, tmp_path: Path) -> None:
+    """The CSV the 2 ranks wrote after epoch 1 equals one process's validation of the same weights."""
+    from UniversalSegLib.weights.checkpoint import load_model
+
+    config = load_config(config_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the ranks (OMP_NUM_THREADS=1): the same convolution arithmetic
+    try:
+        rows = evaluate_cases(config, load_model(checkpoint), torch.device("cpu"), nsd_tolerance_mm=None)
+    finally:
+        torch.set_num_threads(threads)
+    with open(tmp_path / "run" / "validation" / "epoch_1.csv", newline="") as handle:
+        written = [row for row in csv.DictReader(handle)]
+    per_case = [row for row in written if not row["case_id"].startswith("mean of")]
+    assert [(r["dataset"], r["case_id"], int(r["class_index"])) for r in per_case] == [
+        (r["dataset"], r["case_id"], r["class_index"]) for r in rows
+    ]
+    assert len({(r["dataset"], r["case_id"]) for r in per_case}) == 3  # 2 on rank 0, 1 on rank 1
+    assert [float(r["dice"]) for r in per_case] == [r["dice"] for r in rows]
+
+
+def _check_resume_on_one_process(config_path: Path, checkpoints: Path, capsys) -> None:
+    """last.pth (mid-epoch 2, 2 ranks) is refused on 1 process; epoch_1.pth is re-sharded and trains."""
+    assert main([str(config_path), "--resume", str(checkpoints / "last.pth"), "--device", "cpu"]) == 2
+    error = capsys.readouterr().err
+    assert "saved in the middle of epoch 2" in error and "Resume it with 2 process(es)" in error, error
+    arguments = [str(config_path), "--resume", str(checkpoints / "epoch_1.pth"), "--max-steps", "3"]
+    assert main([*arguments, "--device", "cpu"]) == 0
+    output = capsys.readouterr().out
+    assert "Resuming an epoch-end checkpoint of 2 process(es) on 1" in output, output
+    state = torch.load(checkpoints / "last.pth", weights_only=True)["training_state"]
+    assert (state["step"], state["world_size"], state["resume_record"]["world_size"]) == (3, 1, 1)
 
 
 def test_checkpoints_load_for_inference_and_export_official(reference, tmp_path):

@@ -7,7 +7,7 @@ import os
 import shutil
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from UniversalSegLib.inference.speed import SPEED_MODES
@@ -16,33 +16,57 @@ DEVICES = ("auto", "cpu")
 
 
 @dataclass(frozen=True)
-class SegmentOptions:
-    """What the panel asks the engine for.
+class FeatureSettings:
+    """The options of a run that change the image features the engine computes (and keeps for re-queries).
 
     Attributes:
-        classes: class keys to segment.
         model: catalog model name (``swinunetr`` or ``unet``).
         device: ``auto`` (GPU when there is one) or ``cpu``.
         speed: ``faithful`` (official settings: overlap 0.5, fp32), ``balanced`` or ``fast``; passed to the
-            engine as ``--speed``, which picks the settings for the device it runs on (docs/speed.md).
+            engine as ``--speed``, which picks the settings for the device it runs on (docs/speed.md): the
+            engine, precision, overlap and windows per pass all follow from it.
         weights: a checkpoint file to use instead of the cached download.
-        accept_license: the user accepted the weights license.
     """
 
-    classes: tuple[str, ...]
     model: str = "swinunetr"
     device: str = "auto"
     speed: str = "faithful"
     weights: str | None = None
-    accept_license: bool = False
 
     def __post_init__(self) -> None:
-        if not self.classes:
-            raise ValueError("Select at least one class to segment.")
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES}, got {self.device!r}")
         if self.speed not in SPEED_MODES:
             raise ValueError(f"speed must be one of {SPEED_MODES}, got {self.speed!r}")
+
+
+@dataclass(frozen=True)
+class SegmentOptions(FeatureSettings):
+    """What the panel asks the engine for: :class:`FeatureSettings` plus what does not change the features.
+
+    An option added later that changes the image features (window size, overlap, ...) belongs in
+    :class:`FeatureSettings`, so that the panel does not promise a re-query the engine cannot answer.
+
+    Attributes:
+        classes: class keys to segment.
+        accept_license: the user accepted the weights license.
+        feature_cache: let the engine reuse the image features of an earlier run of the same volume and keep
+            this run's (``False`` passes ``--no-feature-cache``).
+    """
+
+    classes: tuple[str, ...] = ()
+    accept_license: bool = False
+    feature_cache: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.classes:
+            raise ValueError("Select at least one class to segment.")
+        super().__post_init__()
+
+    @property
+    def feature_settings(self) -> FeatureSettings:
+        """The part of these options that the image features depend on."""
+        return FeatureSettings(**{field.name: getattr(self, field.name) for field in fields(FeatureSettings)})
 
 
 def python_executable() -> str:
@@ -76,6 +100,8 @@ def segment_arguments(input_path: str | Path, output_path: str | Path, options: 
         arguments += ["--weights", str(options.weights)]
     if options.accept_license:
         arguments.append("--accept-license")
+    if not options.feature_cache:
+        arguments.append("--no-feature-cache")
     return arguments + ["--speed", options.speed]
 
 

@@ -27,10 +27,18 @@ STAGE_TITLES: dict[str, str] = {
     "import": "Loading the result into the scene",
     "done": "Done",
 }
+#: Stages that report a note rather than a step of the run (the image-feature cache: reused at the start,
+#: stored at the end); they leave the progress bar where it is and show only their message.
+NOTE_STAGES = frozenset({"features"})
 
 
-def overall_percent(event: Any) -> int:
-    """Whole-run progress in percent (0..100) for a :class:`~UniversalSegLib.progress.ProgressEvent`."""
+def overall_percent(event: Any) -> int | None:
+    """Whole-run progress in percent (0..100) for a :class:`~UniversalSegLib.progress.ProgressEvent`.
+
+    ``None`` for a note (:data:`NOTE_STAGES`): the bar stays where it is.
+    """
+    if event.stage in NOTE_STAGES:
+        return None
     if event.stage == "done":
         return 100
     if event.stage == "import":
@@ -58,8 +66,10 @@ def format_duration(seconds: float) -> str:
 
 
 def status_text(event: Any, translate: Callable[[str], str] = str) -> str:
-    """One status line: stage, windows done/total, time left."""
+    """One status line: stage, windows done/total, time left; a note's message alone."""
     _ = translate
+    if event.stage in NOTE_STAGES and event.message:
+        return event.message[:1].upper() + event.message[1:]
     text = _(STAGE_TITLES.get(event.stage, event.stage.capitalize()))
     if event.total:
         unit = _("window") if event.stage == "inference" else _("step")

@@ -52,7 +52,9 @@ class RunPanel(qt.QWidget):
         self.progressBar.setVisible(machine.busy)
 
     def showProgress(self, event: Any) -> None:
-        self.progressBar.setValue(overall_percent(event))
+        percent = overall_percent(event)
+        if percent is not None:
+            self.progressBar.setValue(percent)
         self.statusLabel.setText(status_text(event, self._))
 
     def setStatus(self, text: str) -> None:

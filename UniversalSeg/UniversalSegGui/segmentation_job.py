@@ -5,6 +5,8 @@ Non-blocking: it runs in the Qt event loop and reports through callback lists (t
 The import starts from the event loop after the "import" progress event, so the panel shows it first;
 it loads the engine's layered ``.seg.nrrd`` with Slicer's storage node (one short read on the main
 thread, then only metadata), and a cancel before it starts leaves the scene untouched.
+A run that succeeds after the engine reported keeping (or reusing) image features is noted in
+:attr:`SegmentationJob.feature_memory`, so that the time estimate of a re-query can say so.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from .engine_command import SegmentOptions, engine_environment, python_executable, segment_arguments
+from .feature_reuse import FeatureMemory, VolumeState, volume_state
 from .process_runner import ProcessResult, ProcessRunner
 from .qt_compat import qt
 
 logger = logging.getLogger(__name__)
 #: Pause between the "import" progress event and the import, so that the panel can show it first.
 IMPORT_DELAY_MS = 50
+#: Progress stage of the engine's "reused image features" / "storing image features" events.
+FEATURES_STAGE = "features"
 
 #: (input file, output file, options) -> (program, arguments); replaceable in tests.
 CommandFactory = Callable[[Path, Path, SegmentOptions], tuple[str, Sequence[str]]]
@@ -67,13 +72,23 @@ def export_volume(volume_node: Any, path: Path) -> Path:
 
 
 class SegmentationJob:
-    """Export -> engine process -> import; one run at a time."""
+    """Export -> engine process -> import; one run at a time.
+
+    Args:
+        runner: the process runner (a new one when ``None``).
+        command_factory: builds the engine's command line (:func:`default_command` when ``None``).
+        feature_memory: where runs that kept image features are noted (a new one when ``None``).
+    """
 
     def __init__(
-        self, runner: ProcessRunner | None = None, command_factory: CommandFactory | None = None
+        self,
+        runner: ProcessRunner | None = None,
+        command_factory: CommandFactory | None = None,
+        feature_memory: FeatureMemory | None = None,
     ) -> None:
         self.runner = runner or ProcessRunner()
         self.command_factory = command_factory or default_command
+        self.feature_memory = feature_memory or FeatureMemory()
         self.progress_callbacks: list[Callable[[Any], None]] = []
         self.log_callbacks: list[Callable[[str], None]] = []
         self.finished_callbacks: list[Callable[[JobResult], None]] = []
@@ -86,6 +101,8 @@ class SegmentationJob:
         self._temp_dir: Path | None = None
         self._pending_import: JobResult | None = None
         self._import_timer: Any = None
+        self._run_features: tuple[VolumeState | None, SegmentOptions] | None = None
+        self._features_kept = False
         self.last_result: JobResult | None = None
 
     def isRunning(self) -> bool:
@@ -99,6 +116,7 @@ class SegmentationJob:
             raise RuntimeError("A segmentation is already running.")
         self._temp_dir = Path(tempfile.mkdtemp(prefix="UniversalSeg-"))
         try:
+            self._run_features, self._features_kept = (volume_state(volume_node), options), False
             input_path = export_volume(volume_node, self._temp_dir / "input.nrrd")
             output_path = self._temp_dir / "result.seg.nrrd"
             program, arguments = self.command_factory(input_path, output_path, options)
@@ -134,6 +152,8 @@ class SegmentationJob:
 
     # ------------------------------------------------------------------------------------ private
     def _forward_progress(self, event: Any) -> None:
+        if event.stage == FEATURES_STAGE:
+            self._features_kept = True
         for callback in list(self.progress_callbacks):
             callback(event)
 
@@ -180,6 +200,11 @@ class SegmentationJob:
 
     def _finish(self, result: JobResult) -> None:
         self._cleanup()
+        if result.succeeded and self._features_kept and self._run_features is not None:
+            volume, options = self._run_features
+            if options.feature_cache:
+                self.feature_memory.remember(volume, options.feature_settings)
+        self._run_features = None
         self.last_result = result
         for callback in list(self.finished_callbacks):
             callback(result)

@@ -57,6 +57,8 @@ class WeightsPanel(qt.QWidget):
         self.model_changed: list[Callable[[str], None]] = []
         #: Callables run with the process result when a download ends.
         self.download_finished: list[Callable[[Any], None]] = []
+        #: Callables run (without arguments) after the cache was cleared.
+        self.cache_cleared: list[Callable[[], None]] = []
         self.runner_factory: Callable[[], Any] | None = None
         self._runner: Any = None
         self._build()
@@ -86,7 +88,10 @@ class WeightsPanel(qt.QWidget):
         self.cacheLabel = qt.QLabel()
         self.cacheLabel.setWordWrap(True)
         self.cacheLabel.setToolTip(
-            _("Downloaded weights, converted models and measured speeds, measured on disk")
+            _(
+                "Downloaded weights, converted models, image features of earlier runs and measured speeds, "
+                "measured on disk"
+            )
         )
         layout.addRow(_("Cache:"), self.cacheLabel)
 
@@ -104,7 +109,10 @@ class WeightsPanel(qt.QWidget):
         self.openFolderButton.clicked.connect(lambda *args: self.openCacheFolder())
         self.clearButton = qt.QPushButton(_("Clear cache"))
         self.clearButton.setToolTip(
-            _("Delete the weights, converted models and measured speeds (the license acceptance is kept)")
+            _(
+                "Delete the weights, converted models, image features of earlier runs and measured speeds "
+                "(the license acceptance is kept)"
+            )
         )
         self.clearButton.clicked.connect(lambda *args: self.clearCache())
         for button in (self.downloadButton, self.importButton, self.openFolderButton, self.clearButton):
@@ -188,11 +196,12 @@ class WeightsPanel(qt.QWidget):
         return imported
 
     def clearCache(self) -> list[Path]:
-        """After a confirmation, delete the weights, converted models and measured speeds; return them."""
+        """After a confirmation, delete the weights, converted models, image features and measured speeds."""
         _ = self._
         question = _(
             "Delete everything cached in {folder}: {usage}?\n"
-            "(downloaded weights, converted models and measured speeds; the license acceptance is kept)"
+            "(downloaded weights, converted models, image features of earlier runs and measured speeds; "
+            "the license acceptance is kept)"
         ).format(folder=self.manager.home, usage=self.manager.usage().describe(self._))
         if not self.confirm(question):
             return []
@@ -207,6 +216,8 @@ class WeightsPanel(qt.QWidget):
             )
             removed = []
         self.refresh()
+        for callback in list(self.cache_cleared):
+            callback()
         return removed
 
     def openCacheFolder(self) -> Path:

@@ -47,6 +47,7 @@ class SegmentJob:
     overwrite: bool = False
     accept_license: bool = False
     print_statistics: bool = False
+    feature_cache: bool = True
     timings: dict[str, float] = field(default_factory=dict)
     engine_timings: dict[str, float] = field(default_factory=dict)
 
@@ -91,6 +92,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--no-postprocess", action="store_true", help="skip the official post-processing")
+    parser.add_argument(
+        "--no-feature-cache",
+        action="store_true",
+        help="neither reuse nor keep image features (by default a run keeps them, so that asking for more "
+        "classes of the same CT with the same model and options runs only the class heads: seconds). "
+        "Limit: $UNIVERSALSEG_FEATURE_CACHE_GB (default 4); clear: `universalseg weights clear --all`",
+    )
     add_speed_argument(parser)
     parser.add_argument(
         "--overlap", type=float, help="sliding-window overlap in [0, 1) (default: from --speed, 0.5 faithful)"
@@ -118,7 +126,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--accept-license", action="store_true", help="accept the weights license (CC BY-NC-ND)"
     )
-    parser.add_argument("--roi-size", type=int, default=96, help=argparse.SUPPRESS)  # tests / experiments
+    parser.add_argument(
+        "--roi-size",
+        type=int,
+        metavar="N",
+        help="sliding-window side in voxels (default: the window the model was trained with, from its "
+        "checkpoint; 96 for the released models). A size other than the training one warns",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -167,6 +181,7 @@ def job_from_args(args: argparse.Namespace) -> SegmentJob:
         statistics=Path(args.statistics).expanduser() if args.statistics else None,
         overwrite=args.overwrite,
         accept_license=args.accept_license,
+        feature_cache=not args.no_feature_cache,
     )
     check_paths(job)
     return job
@@ -293,17 +308,24 @@ def _execute(job: SegmentJob, printer: ProgressPrinter, cancel: threading.Event)
 
         model = load_model(weights_path, backbone=job.backbone)
     _check_cancel(cancel)
+    from UniversalSegLib.inference.preprocessing_choice import choose_preprocessing
+
+    preprocessing = choose_preprocessing(model, job.options)  # segment() logs it and any warning
+    job.options = preprocessing.run_options(job.options)  # the estimate counts the model's windows
 
     from UniversalSegLib.inference import segment
     from UniversalSegLib.inference.errors import InferenceError
 
-    _announce_estimate(job, image, model, reporter if printer.mode == "json" else None)
+    json_reporter = reporter if printer.mode == "json" else None
+    _announce_estimate(job, image, model, json_reporter, preprocessing.settings)
     _check_cancel(cancel)
     with (
         _timed(timings, "segment"),
         fail_with(ExitCode.INPUT, "cannot segment this image", (InferenceError,)),
     ):
-        result = segment(image, model, job.classes, job.options, reporter, cancel)
+        result = segment(
+            image, model, job.classes, job.options, reporter, cancel, feature_cache=_feature_cache(job)
+        )
     job.engine_timings = dict(getattr(result, "timings", {}) or {})
     _record_rate(job, model, result)
     _check_cancel(cancel)
@@ -329,7 +351,7 @@ def _execute(job: SegmentJob, printer: ProgressPrinter, cancel: threading.Event)
             logger.info("Statistics:\n%s", table)
 
 
-def _announce_estimate(job: SegmentJob, image, model, reporter) -> None:
+def _announce_estimate(job: SegmentJob, image, model, reporter, settings) -> None:
     """Log ``Estimated time: about N min on CPU (W windows)`` once; also send it to ``reporter`` if given.
 
     Pass a reporter only for ``--progress json`` (a program reads it): in the other modes the progress
@@ -337,6 +359,7 @@ def _announce_estimate(job: SegmentJob, image, model, reporter) -> None:
 
     Seconds per window come from the last run on this machine, else a quick probe (cached), else a table.
     An estimate that cannot be made (an unusual predictor, an unavailable device) is skipped silently.
+    ``settings`` (the run's ``PreprocessingSettings``) give the grid the windows are counted on.
     """
     from UniversalSegLib.inference import estimate
     from UniversalSegLib.inference.device import autocast_precision, resolve_device
@@ -349,13 +372,12 @@ def _announce_estimate(job: SegmentJob, image, model, reporter) -> None:
 
         def probe() -> float:
             precision = autocast_precision(options.precision, device)  # int8: PyTorch probes bf16
-            seconds = estimate.probe_seconds_per_window(
+            return estimate.probe_seconds_per_window(  # already in the table's 96³ unit
                 model, device, precision, options.sw_batch_size, probe_size
             )
-            return seconds * (estimate.ROI_SIZE / options.roi_size) ** 3  # the table's 96³ unit
 
         result = estimate.estimate_run(
-            estimate.foreground_extent_mm(image),
+            estimate.foreground_extent_mm(image, settings.intensity_min),
             backbone,
             device.type,
             options.precision,
@@ -364,6 +386,7 @@ def _announce_estimate(job: SegmentJob, image, model, reporter) -> None:
             options.roi_size,
             probe,
             engine=options.engine,
+            spacing_mm=settings.spacing_mm,
         )
     except Exception as exc:  # noqa: BLE001 - an estimate is a courtesy, never a reason to fail
         logger.debug("no time estimate: %s", exc)
@@ -397,10 +420,21 @@ def _needs_conversion(model, options) -> bool:
         return False
 
 
+def _feature_cache(job: SegmentJob):
+    """The per-user feature cache, or None with ``--no-feature-cache``."""
+    if not job.feature_cache:
+        return None
+    from UniversalSegLib.inference.feature_cache import FeatureCache
+
+    return FeatureCache()
+
+
 def _record_rate(job: SegmentJob, model, result) -> None:
     """Remember this run's network seconds per 96³ window for the next estimate."""
     from UniversalSegLib.inference import estimate
 
+    if getattr(result, "reused_features", False):
+        return  # only the class heads ran: not a measure of the network's speed
     windows = int(getattr(result, "windows", 0) or 0)
     network = float((getattr(result, "timings", {}) or {}).get("network", 0.0))
     device = str(getattr(result, "device", "") or "cpu").split(":")[0]

@@ -11,7 +11,8 @@ from UniversalSegLib.cli.progress_output import PROGRESS_MODES, ProgressPrinter,
 DESCRIPTION = """Manage the cache of model weights and the demo CT.
 
 The cache is in $UNIVERSALSEG_HOME/weights (default: the per-user data folder, which also holds the
-converted OpenVINO models and the measured speeds: `clear --all` deletes all of them). The released weights
+converted OpenVINO models, the image features kept for re-queries and the measured speeds: `clear --all`
+deletes all of them). The released weights
 are CC BY-NC-ND 4.0 (non-commercial, no derivatives): accept the license once with --accept-license.
 Offline computers: download the file elsewhere and `universalseg weights import FILE --name NAME`.
 Mirrors: set UNIVERSALSEG_WEIGHTS_URL_<NAME> (full URL of one item, e.g. ..._SWINUNETR) or
@@ -44,13 +45,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     clear = actions.add_parser(
         "clear",
         help="delete NAME (or every downloaded file) from the cache; --all also deletes the converted "
-        "OpenVINO models (int8 included) and the measured speeds",
+        "OpenVINO models (int8 included), the kept image features and the measured speeds",
     )
     clear.add_argument("name", metavar="NAME", nargs="?")
     clear.add_argument(
         "--all",
         action="store_true",
-        help="delete everything cached (weights, converted models, measured speeds); licenses stay accepted",
+        help="delete everything cached (weights, converted models, image features, measured speeds); "
+        "licenses stay accepted",
     )
     path = actions.add_parser("path", help="print the cached path of NAME (or the cache folder)")
     path.add_argument("name", metavar="NAME", nargs="?")

@@ -1,7 +1,8 @@
 """Run-time estimate before a segmentation: windows x seconds per window on this machine.
 
 * Windows: the volume's foreground (voxels above −175 HU, the engine's crop) measured in mm, on the
-  1.5 mm grid, counted the way MONAI's sliding window places them.
+  1.5 mm grid (or the model's own spacing and intensity window), counted the way MONAI's sliding window
+  places them.
 * Seconds per window: in order of preference, (1) the last real run's network time per window for the
   same (backbone, device, engine, precision, windows per pass), recorded by :func:`record_run`; (2) a
   probe: two PyTorch forward passes on a 64³ input on this machine, the second timed and scaled by
@@ -109,9 +110,13 @@ def format_duration(seconds: float) -> str:
     return f"{minutes // 60} h {minutes % 60} min"
 
 
-def resampled_shape(extent_mm: Sequence[float]) -> tuple[int, ...]:
-    """Voxels per axis of an extent in mm on the 1.5 mm grid."""
-    return tuple(max(1, math.ceil(float(e) / TARGET_SPACING_MM - 1e-6)) for e in extent_mm)
+def resampled_shape(
+    extent_mm: Sequence[float], spacing_mm: Sequence[float] = (TARGET_SPACING_MM,) * 3
+) -> tuple[int, ...]:
+    """Voxels per axis of an extent in mm on the 1.5 mm grid (or one of ``spacing_mm`` per axis)."""
+    return tuple(
+        max(1, math.ceil(float(e) / float(s) - 1e-6)) for e, s in zip(extent_mm, spacing_mm, strict=True)
+    )
 
 
 def window_count(shape: Sequence[int], overlap: float, roi_size: int = ROI_SIZE) -> int:
@@ -126,8 +131,9 @@ def window_count(shape: Sequence[int], overlap: float, roi_size: int = ROI_SIZE)
     return count
 
 
-def foreground_extent_mm(image: object) -> tuple[float, float, float]:
-    """Extent in mm, per image axis, of the voxels above −175 HU of a SimpleITK image (whole image if none).
+def foreground_extent_mm(image: object, threshold_hu: float = HU_FOREGROUND) -> tuple[float, float, float]:
+    """Extent in mm, per image axis, of the voxels above −175 HU (``threshold_hu``, the lower end of the
+    model's intensity window) of a SimpleITK image (whole image if none).
 
     Cheap (one threshold and three projections); exact for axis-aligned images, an upper bound otherwise.
     """
@@ -136,7 +142,7 @@ def foreground_extent_mm(image: object) -> tuple[float, float, float]:
 
     array = sitk.GetArrayViewFromImage(image)  # (z, y, x)
     spacing = image.GetSpacing()
-    foreground = array > HU_FOREGROUND
+    foreground = array > threshold_hu
     extents = []
     for axis_xyz in range(3):
         axis_zyx = 2 - axis_xyz
@@ -253,6 +259,7 @@ def estimate_run(
     roi_size: int = ROI_SIZE,
     probe: object | None = None,
     engine: str = "torch",
+    spacing_mm: Sequence[float] = (TARGET_SPACING_MM,) * 3,
 ) -> RunEstimate:
     """Estimate a run from the foreground extent in mm and the run settings.
 
@@ -262,8 +269,9 @@ def estimate_run(
         probe: a callable returning PyTorch seconds per window, run (and cached) when nothing is cached
             yet; ``None`` falls back to the static table.
         engine: ``torch`` or ``openvino``.
+        spacing_mm: the model grid's spacing per axis (1.5 mm for the released models).
     """
-    windows = window_count(resampled_shape(extent_mm), overlap, roi_size)
+    windows = window_count(resampled_shape(extent_mm, spacing_mm), overlap, roi_size)
     rates_under = rate_device(device_type, engine)
     key = cache_key(backbone, rates_under, precision, sw_batch_size)
     cached = cached_seconds_per_window(key)

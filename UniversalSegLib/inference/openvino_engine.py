@@ -279,14 +279,21 @@ class OpenVINOPredictor:
         self.num_classes = int(getattr(model, "num_classes", 0))
 
     def __call__(self, x: torch.Tensor, channels: Sequence[int] | None = None) -> torch.Tensor:
+        return self.class_logits(*self.image_features(x), channels)
+
+    def image_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global features ``[B, 256]`` and head features ``[B, 8, D, H, W]`` from the compiled encoder."""
         if x.device.type != "cpu":
             raise InferenceError(f"the OpenVINO engine runs on the CPU; got a window on {x.device}")
-        outputs = []
+        images, head_features = [], []
         for window in x.float():
             result = self.request.infer([window[None].contiguous().numpy()])
-            image = torch.from_numpy(result[0].copy())
-            head_features = torch.from_numpy(result[1].copy())
-            outputs.append(
-                self.model.class_logits(image, head_features, channels, heads=apply_dynamic_heads_by_chunks)
-            )
-        return torch.cat(outputs, dim=0)
+            images.append(torch.from_numpy(result[0].copy()))
+            head_features.append(torch.from_numpy(result[1].copy()))
+        return torch.cat(images), torch.cat(head_features)
+
+    def class_logits(
+        self, image: torch.Tensor, head_features: torch.Tensor, channels: Sequence[int] | None = None
+    ) -> torch.Tensor:
+        """The heads of ``channels`` as float32 matrix products (one window at a time, as the model does)."""
+        return self.model.class_logits(image, head_features, channels, heads=apply_dynamic_heads_by_chunks)

@@ -23,10 +23,14 @@ from .device import (
     run_with_oom_fallback,
 )
 from .errors import InferenceError, SegmentationCancelled
+from .feature_cache import FeatureCache
+from .feature_session import FeatureSession
 from .geometry import check_ct_image
 from .options import InferenceOptions
 from .postprocessing import postprocess_masks, required_classes
 from .preprocessing import PreprocessedImage, preprocess
+from .preprocessing_choice import choose_preprocessing
+from .preprocessing_settings import PreprocessingSettings
 from .resampling import mask_to_input_grid
 from .sliding_window import Predictor, sliding_window_logits
 
@@ -47,7 +51,11 @@ class SegmentationResult:
         windows: sliding windows run.
         device: the device the windows ran on (after any out-of-memory fallback).
         probabilities: only with ``keep_probabilities=True``: class index → float16 sigmoid probabilities
-            on the model grid (1.5 mm RAS, cropped), before post-processing.
+            on the model grid (``preprocessing``'s: 1.5 mm RAS for released models; cropped), before
+            post-processing.
+        reused_features: the image features came from the feature cache (only the class heads ran).
+        preprocessing: what the CT was preprocessed with (the model's training settings unless the
+            options override them; window size included).
     """
 
     masks: dict[int, sitk.Image]
@@ -57,6 +65,8 @@ class SegmentationResult:
     windows: int = 0
     device: str = ""
     probabilities: dict[int, np.ndarray] | None = None
+    reused_features: bool = False
+    preprocessing: PreprocessingSettings | None = None
 
 
 def model_class_count(model: object) -> int | None:
@@ -166,24 +176,32 @@ def _check_cancel(cancel: threading.Event | None, stage: str) -> None:
         raise SegmentationCancelled(f"cancelled before {stage}")
 
 
-def _engine_predictor(
-    model: Predictor,
-    options: InferenceOptions,
-    device: torch.device,
-    precision: str,
-    reporter: ProgressReporter,
-    warnings: list[str],
-    cancel: threading.Event | None = None,
-) -> Predictor:
-    """``model`` itself, or its OpenVINO-compiled form for ``engine="openvino"`` on the CPU (a first
-    conversion stops as soon as ``cancel`` is set)."""
+def _effective_engine(
+    model: Predictor, options: InferenceOptions, device: torch.device, warnings: list[str]
+) -> str:
+    """``openvino`` where it can run (a UniversalModel on the CPU), else ``torch`` with a warning."""
     if options.engine != "openvino":
-        return model
+        return "torch"
     if device.type != "cpu":
         warnings.append(f"engine openvino runs on the CPU only; used torch on {device}")
-        return model
+        return "torch"
     if not hasattr(model, "image_features"):
         warnings.append("engine openvino needs a UniversalModel; used torch for this predictor")
+        return "torch"
+    return "openvino"
+
+
+def _engine_predictor(
+    model: Predictor,
+    engine: str,
+    options: InferenceOptions,
+    precision: str,
+    reporter: ProgressReporter,
+    cancel: threading.Event | None = None,
+) -> Predictor:
+    """``model`` itself, or its OpenVINO-compiled form for ``engine="openvino"`` (a first conversion stops
+    as soon as ``cancel`` is set)."""
+    if engine != "openvino":
         return model
     from .openvino_engine import OpenVINOPredictor, compiled_encoder
 
@@ -210,12 +228,13 @@ def _predict_masks(
     warnings: list[str],
     stats: dict[str, float],
     probabilities: dict[int, np.ndarray] | None = None,
+    features: FeatureSession | None = None,
 ) -> dict[int, np.ndarray]:
     """Sliding window on the best device that has the memory, then ``sigmoid > 0.5`` per class.
 
-    ``stats`` receives ``network`` seconds and ``windows``; ``probabilities`` (when given) the float16
-    probabilities. One channel at a time is turned into a mask, so no extra full-volume float copy of
-    all channels is made.
+    ``stats`` receives ``network`` seconds, ``windows`` and ``reused`` (image features replayed from
+    ``features``); ``probabilities`` (when given) the float16 probabilities. One channel at a time is
+    turned into a mask, so no extra full-volume float copy of all channels is made.
     """
     channels = [index - 1 for index in computed]
 
@@ -226,26 +245,39 @@ def _predict_masks(
         stats.clear()
         stats["device"] = attempt.device
         with _model_prepared(model, attempt.device, attempt.sw_batch_size):
-            predictor = _engine_predictor(
-                model, options, attempt.device, precision, reporter, warnings, cancel
-            )
+            engine = _effective_engine(model, options, attempt.device, warnings)
             torch_precision = autocast_precision(precision, attempt.device)
-            if precision == "int8" and predictor is model:
+            if precision == "int8" and engine != "openvino":
                 warnings.append(f"precision int8 needs the OpenVINO engine; ran {torch_precision} in PyTorch")
-            logits = sliding_window_logits(
-                prepared.tensor[None],
-                predictor,
-                channels,
-                roi_size=options.roi_size,
-                overlap=options.overlap,
-                blend=options.blend,
-                sw_batch_size=attempt.sw_batch_size,
-                device=attempt.device,
-                precision=torch_precision,
-                on_window=lambda done, total: reporter("inference", done, total),
-                cancel=cancel,
-                stats=stats,
-            )
+            run_precision = precision if engine == "openvino" else torch_precision
+            source = features.source(attempt, engine, run_precision, reporter) if features else None
+            predictor = source.replay() if source is not None else None
+            if predictor is None:
+                predictor = _engine_predictor(model, engine, options, precision, reporter, cancel)
+                if source is not None:
+                    predictor = source.recording(predictor)
+            stats["reused"] = source is not None and source.reused
+            try:
+                logits = sliding_window_logits(
+                    prepared.tensor[None],
+                    predictor,
+                    channels,
+                    roi_size=options.roi_size,
+                    overlap=options.overlap,
+                    blend=options.blend,
+                    sw_batch_size=attempt.sw_batch_size,
+                    device=attempt.device,
+                    precision=torch_precision,
+                    on_window=lambda done, total: reporter("inference", done, total),
+                    cancel=cancel,
+                    stats=stats,
+                )
+            except BaseException:
+                if source is not None:
+                    source.abort()
+                raise
+            if source is not None:
+                source.commit(reporter)
             masks = {}
             for position, index in enumerate(computed):
                 probability = torch.sigmoid(logits[0, position])
@@ -268,6 +300,7 @@ def segment(
     progress: ProgressCallback | ProgressReporter | None = None,
     cancel: threading.Event | None = None,
     keep_probabilities: bool = False,
+    feature_cache: FeatureCache | None = None,
 ) -> SegmentationResult:
     """Segment ``classes`` in a CT.
 
@@ -280,6 +313,9 @@ def segment(
         progress: a ``ProgressEvent`` callback or a :class:`ProgressReporter`.
         cancel: set it from another thread to stop; :class:`SegmentationCancelled` is raised.
         keep_probabilities: also return the probabilities of the computed classes (benchmarks, studies).
+        feature_cache: keep this run's image features there, and answer from them when the same
+            preprocessed CT comes again with the same weights and options (only the class heads run then;
+            :mod:`~UniversalSegLib.inference.feature_cache`). None (the default) keeps nothing.
 
     Returns:
         :class:`SegmentationResult` with one uint8 mask per requested class on the input grid.
@@ -303,17 +339,21 @@ def segment(
     with _torch_threads(options.threads):
         _check_cancel(cancel, "preprocessing")
         reporter("preprocess", 0, 1)
-        prepared = preprocess(image)
+        choice = choose_preprocessing(model, options)  # the checkpoint's settings unless overridden
+        options = choice.run_options(options)
+        warnings.extend(choice.warnings)
+        prepared = preprocess(image, choice.settings)
         reporter("preprocess", 1, 1)
         timings["preprocess"] = time.perf_counter() - start
-        logger.info("preprocessed %s -> %s (1.5 mm RAS, cropped)", image.GetSize(), prepared.shape)
+        logger.info("Preprocessing: %s; %s -> %s voxels", choice.describe(), image.GetSize(), prepared.shape)
 
         _check_cancel(cancel, "inference")
         stage_start = time.perf_counter()
         stats: dict = {}
         probabilities: dict[int, np.ndarray] | None = {} if keep_probabilities else None
+        features = FeatureSession.open(feature_cache, model, prepared, options)
         masks = _predict_masks(
-            prepared, model, computed, options, reporter, cancel, warnings, stats, probabilities
+            prepared, model, computed, options, reporter, cancel, warnings, stats, probabilities, features
         )
         timings["inference"] = time.perf_counter() - stage_start
         timings["network"] = float(stats.get("network", 0.0))
@@ -346,4 +386,6 @@ def segment(
         windows=int(stats.get("windows", 0)),
         device=str(stats.get("device", "")),
         probabilities=probabilities,
+        reused_features=bool(stats.get("reused", False)),
+        preprocessing=choice.settings,
     )

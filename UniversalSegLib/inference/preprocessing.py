@@ -1,7 +1,9 @@
-"""The official preprocessing chain on a SimpleITK image (MODEL_SPEC §3).
+"""The official preprocessing chain on a SimpleITK image (MODEL_SPEC §3), with a model's own settings.
 
 Orientation RAS → Spacing 1.5 mm (bilinear, border padding) → ScaleIntensityRange(−175, 250, 0, 1, clip)
 → CropForeground (> 0, margin 0), with MONAI array transforms on a MetaTensor carrying the RAS affine.
+Orientation, spacing (per axis), intensity window come from :class:`PreprocessingSettings`
+(:data:`OFFICIAL` by default: the values above).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from monai.transforms import CropForeground, Orientation, ScaleIntensityRange, S
 
 from .errors import InferenceError
 from .geometry import array_xyz_from_sitk, check_ct_image, ras_affine_from_sitk
+from .preprocessing_settings import OFFICIAL, PreprocessingSettings
 
-TARGET_SPACING_MM = 1.5
+TARGET_SPACING_MM = OFFICIAL.spacing_mm[0]
 #: nibabel's axis-code convention (index increases toward R, A, S for "RAS").
 RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
-HU_MIN, HU_MAX = -175.0, 250.0
+HU_MIN, HU_MAX = OFFICIAL.intensity_min, OFFICIAL.intensity_max
 
 
 @dataclass
@@ -28,11 +31,13 @@ class PreprocessedImage:
     """A CT in the model's space, and what is needed to map predictions back.
 
     Attributes:
-        tensor: ``[1, X, Y, Z]`` float32 intensities in [0, 1] on the cropped 1.5 mm RAS grid.
+        tensor: ``[1, X, Y, Z]`` float32 intensities in [0, 1] on the cropped model grid (1.5 mm RAS for
+            the official settings).
         affine: 4x4 RAS affine of the cropped grid (index in (x, y, z) order → RAS mm).
-        crop_start: first voxel of the crop box in the uncropped 1.5 mm grid.
+        crop_start: first voxel of the crop box in the uncropped model grid.
         crop_end: one past the last voxel of the crop box.
-        resampled_shape: shape of the uncropped 1.5 mm grid.
+        resampled_shape: shape of the uncropped model grid.
+        settings: the preprocessing that made it.
     """
 
     tensor: torch.Tensor
@@ -40,6 +45,7 @@ class PreprocessedImage:
     crop_start: tuple[int, int, int]
     crop_end: tuple[int, int, int]
     resampled_shape: tuple[int, int, int]
+    settings: PreprocessingSettings = OFFICIAL
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -55,27 +61,34 @@ def to_meta_tensor(image: sitk.Image) -> MetaTensor:
     return MetaTensor(torch.from_numpy(array)[None], affine=affine)
 
 
-def resample_to_model_grid(data: MetaTensor, mode: str = "bilinear") -> MetaTensor:
-    """Orientation RAS then 1.5 mm spacing; ``mode="nearest"`` for label maps."""
-    oriented = Orientation(axcodes="RAS", labels=RAS_LABELS)(data)
-    spacing = Spacing(pixdim=(TARGET_SPACING_MM,) * 3, mode=mode, padding_mode="border", align_corners=False)
+def resample_to_model_grid(
+    data: MetaTensor, mode: str = "bilinear", settings: PreprocessingSettings = OFFICIAL
+) -> MetaTensor:
+    """Orientation (RAS) then spacing (1.5 mm) of ``settings``; ``mode="nearest"`` for label maps."""
+    oriented = Orientation(axcodes=settings.orientation, labels=RAS_LABELS)(data)
+    spacing = Spacing(pixdim=settings.spacing_mm, mode=mode, padding_mode="border", align_corners=False)
     return spacing(oriented)
 
 
-def preprocess(image: sitk.Image) -> PreprocessedImage:
-    """Run the official chain on a CT image (HU).
+def preprocess(image: sitk.Image, settings: PreprocessingSettings = OFFICIAL) -> PreprocessedImage:
+    """Run the official chain on a CT image (HU), with the orientation, spacing and intensity window of
+    ``settings`` (the window size is the sliding window's business).
 
     Raises:
-        InferenceError: for a non-3D or multi-component image, or when no voxel is above −175 HU.
+        InferenceError: for a non-3D or multi-component image, or when no voxel is above the window's
+            lower end (−175 HU).
     """
-    resampled = resample_to_model_grid(to_meta_tensor(image))
-    scaled = ScaleIntensityRange(a_min=HU_MIN, a_max=HU_MAX, b_min=0.0, b_max=1.0, clip=True)(resampled)
+    resampled = resample_to_model_grid(to_meta_tensor(image), settings=settings)
+    scaled = ScaleIntensityRange(
+        a_min=settings.intensity_min, a_max=settings.intensity_max, b_min=0.0, b_max=1.0, clip=True
+    )(resampled)
     cropper = CropForeground(select_fn=lambda x: x > 0, margin=0, allow_smaller=True)
     start, end = cropper.compute_bounding_box(scaled)
     start, end = tuple(int(s) for s in start), tuple(int(e) for e in end)
     if any(e <= s for s, e in zip(start, end, strict=True)):
         raise InferenceError(
-            f"no voxel is above {HU_MIN:g} HU: the image does not look like a CT in Hounsfield units"
+            f"no voxel is above {settings.intensity_min:g} HU: the image does not look like a CT in "
+            "Hounsfield units"
         )
     cropped = SpatialCrop(roi_start=start, roi_end=end)(scaled)
     return PreprocessedImage(
@@ -84,6 +97,7 @@ def preprocess(image: sitk.Image) -> PreprocessedImage:
         crop_start=start,
         crop_end=end,
         resampled_shape=tuple(int(s) for s in scaled.shape[1:]),
+        settings=settings,
     )
 
 
@@ -93,7 +107,7 @@ def preprocess_labels(labels: sitk.Image, reference: PreprocessedImage) -> np.nd
     ``labels`` must share the CT's grid, as the reference segmentation of that CT does.
     """
     check_ct_image(labels)
-    resampled = resample_to_model_grid(to_meta_tensor(labels), mode="nearest")
+    resampled = resample_to_model_grid(to_meta_tensor(labels), mode="nearest", settings=reference.settings)
     if tuple(resampled.shape[1:]) != reference.resampled_shape:
         raise InferenceError(
             f"label map resamples to {tuple(resampled.shape[1:])}, the CT to {reference.resampled_shape}: "

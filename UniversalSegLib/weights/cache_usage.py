@@ -23,16 +23,18 @@ class CacheUsage:
     Attributes:
         weights: downloaded weights, the demo CT and partial downloads.
         converted_models: OpenVINO models converted from the weights (int8 models, compiled copies).
+        image_features: image features kept so that more classes can be asked for in seconds.
         other: text embeddings and measured speeds.
     """
 
     weights: int = 0
     converted_models: int = 0
     other: int = 0
+    image_features: int = 0
 
     @property
     def total(self) -> int:
-        return self.weights + self.converted_models + self.other
+        return self.weights + self.converted_models + self.image_features + self.other
 
     def describe(self, translate: Callable[[str], str] = str) -> str:
         """``1.1 GB (weights 245 MB, converted models 764 MB, other 4 kB)`` or ``empty``.
@@ -48,6 +50,7 @@ class CacheUsage:
             for label, size in (
                 (_("weights"), self.weights),
                 (_("converted models"), self.converted_models),
+                (_("image features"), self.image_features),
                 (_("other"), self.other),
             )
             if size
@@ -84,7 +87,11 @@ def path_size(path: Path) -> int:
 def engine_cache_paths(home: Path, legacy_folder: Path | None = None) -> tuple[list[Path], list[Path]]:
     """(converted-model folders, other cache paths) in ``home`` and, if given, the earlier cache folder."""
     converted = [cache_paths.openvino_folder(home)]
-    other = [cache_paths.embeddings_folder(home), cache_paths.speed_rates_file(home)]
+    other = [
+        cache_paths.embeddings_folder(home),
+        cache_paths.speed_rates_file(home),
+        cache_paths.feature_cache_folder(home),
+    ]
     if legacy_folder is not None:
         converted.append(cache_paths.openvino_folder(legacy_folder))
         other.append(cache_paths.speed_rates_file(legacy_folder))
@@ -94,15 +101,17 @@ def engine_cache_paths(home: Path, legacy_folder: Path | None = None) -> tuple[l
 def measure_usage(home: Path, weights_files: Iterable[Path], legacy_folder: Path | None = None) -> CacheUsage:
     """Measure the weights files, the converted models and the other caches of ``home``."""
     converted, other = engine_cache_paths(home, legacy_folder)
+    features = cache_paths.feature_cache_folder(home)
     return CacheUsage(
         weights=sum(path_size(path) for path in weights_files),
         converted_models=sum(path_size(path) for path in converted),
-        other=sum(path_size(path) for path in other),
+        image_features=path_size(features),
+        other=sum(path_size(path) for path in other if path != features),
     )
 
 
 def remove_engine_caches(home: Path, legacy_folder: Path | None = None) -> list[Path]:
-    """Delete the converted models, embeddings and measured speeds; return what was deleted.
+    """Delete the converted models, embeddings, image features and measured speeds; return what was deleted.
 
     Raises:
         OSError: a file could not be deleted (e.g. held open by a running segmentation on Windows).

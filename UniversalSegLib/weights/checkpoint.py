@@ -4,10 +4,13 @@ Our format is a ``torch.save`` dict::
 
     {"format": "universalseg", "format_version": 1, "state_dict": {our keys: tensors},
      "metadata": {"backbone", "encoding", "num_classes", "class_names", "prompt_template",
-                  "embedding_source", "version", "training_config" (optional), ...}}
+                  "embedding_source", "version", "training_config" (optional),
+                  "preprocessing" (optional: spacing, orientation, intensity window, window size), ...}}
 
 Official files are ``{"net": {"module.<key>": tensor}, ...}`` (optionally with optimizer/scheduler/epoch),
-a bare state dict, or keys without ``module.``; see :mod:`UniversalSegLib.weights.official_layout`.
+a bare state dict, or keys without ``module.``; see :mod:`UniversalSegLib.weights.official_layout`. Their
+preprocessing is the official one unless a ``<name>.preprocessing.json`` sidecar lies beside them
+(:mod:`UniversalSegLib.weights.preprocessing_sidecar`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from UniversalSegLib.io.atomic import atomic_output
+from UniversalSegLib.inference.preprocessing_settings import (
+    PreprocessingSettings,
+    PreprocessingSettingsError,
+    settings_from_training_config,
+)
+from UniversalSegLib.io.atomic import atomic_output, check_output_path
 from UniversalSegLib.model import OFFICIAL_PROMPT_TEMPLATE, UniversalModel, default_class_names
 from UniversalSegLib.model.universal_model import BACKBONES
 from UniversalSegLib.weights.official_layout import (
@@ -30,6 +38,7 @@ from UniversalSegLib.weights.official_layout import (
     from_official_state_dict,
     to_official_state_dict,
 )
+from UniversalSegLib.weights.preprocessing_sidecar import read_sidecar, sidecar_path, write_sidecar
 
 FORMAT_NAME = "universalseg"
 FORMAT_VERSION = 1
@@ -161,6 +170,42 @@ def _infer_encoding(state_dict: Mapping[str, Tensor], path: Path) -> tuple[str, 
     return "word_embedding", int(embedding.shape[0])
 
 
+def _training_data(metadata: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The training config summary in ``metadata`` when it has data settings, else None."""
+    config = metadata.get("training_config")
+    return config if isinstance(config, Mapping) and isinstance(config.get("data"), Mapping) else None
+
+
+def _with_preprocessing(metadata: dict[str, Any], path: Path, source_format: str) -> dict[str, Any]:
+    """``metadata`` with a validated ``preprocessing`` entry where the file says how the model was trained.
+
+    Our format: its ``preprocessing`` entry, else its training config's data settings (checkpoints written
+    before the entry existed). Official layout: a ``<name>.preprocessing.json`` sidecar. Else no entry
+    (the official settings apply).
+    """
+    try:
+        if source_format == FORMAT_NAME:
+            if metadata.get("preprocessing") is not None:
+                settings = PreprocessingSettings.from_metadata(metadata["preprocessing"])
+            elif (config := _training_data(metadata)) is not None:
+                settings = settings_from_training_config(config)
+            else:
+                return metadata
+        else:
+            settings = read_sidecar(path)
+            if settings is None:
+                return metadata
+            metadata["preprocessing_file"] = sidecar_path(path).name
+    except PreprocessingSettingsError as error:
+        where = "its metadata" if source_format == FORMAT_NAME else "its sidecar"
+        raise CheckpointError(
+            f"{path}: invalid preprocessing settings in {where}: {error}. Fix them, or export the training "
+            "checkpoint again (python -m universalseg_training.export)"
+        ) from error
+    metadata["preprocessing"] = settings.to_metadata()
+    return metadata
+
+
 def read_checkpoint(path: str | os.PathLike[str], backbone: str | None = None) -> LoadedCheckpoint:
     """Read a checkpoint file of any supported layout into our key names (no model is built).
 
@@ -185,6 +230,7 @@ def read_checkpoint(path: str | os.PathLike[str], backbone: str | None = None) -
         official_state, metadata = _extract_official(raw, path)
         state_dict = from_official_state_dict(official_state)
         source_format = "official"
+    metadata = _with_preprocessing(metadata, path, source_format)
     detected = metadata.get("backbone") or detect_backbone(list(state_dict))
     if detected is None and backbone is None:
         raise CheckpointError(
@@ -284,12 +330,29 @@ def save_payload(
     return Path(path)
 
 
+def _stored_preprocessing(metadata: Mapping[str, Any], inherited: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What a new checkpoint stores as ``preprocessing``: the given settings, else those of the given
+    training config, else the model's own; validated (a :class:`PreprocessingSettingsError` if not)."""
+    value = metadata.get("preprocessing")
+    if value is None and (config := _training_data(metadata)) is not None:
+        value = settings_from_training_config(config)
+    if value is None:
+        value = inherited.get("preprocessing")
+    if value is None:
+        return None
+    if not isinstance(value, PreprocessingSettings):
+        value = PreprocessingSettings.from_metadata(value)
+    return value.to_metadata()
+
+
 def checkpoint_payload(model: UniversalModel, **metadata: Any) -> dict[str, Any]:
     """``model`` as a dict in UniversalSeg's checkpoint format (what :func:`save_checkpoint` writes).
 
     Metadata defaults come from the model (backbone, encoding, num_classes, class_names and its
     ``metadata`` dict); keyword arguments (e.g. ``prompt_template``, ``embedding_source``,
     ``training_config``) override them. Values must be plain Python data (str, numbers, lists, dicts).
+    ``preprocessing`` (a :class:`PreprocessingSettings` or its metadata dict) defaults to the settings of a
+    given ``training_config`` (its ``data`` section), else to the model's own.
     """
     from UniversalSegLib import __version__
 
@@ -297,6 +360,7 @@ def checkpoint_payload(model: UniversalModel, **metadata: Any) -> dict[str, Any]
     embedding = state_dict.get("organ_embedding", state_dict.get("organ_embedding.weight"))
     num_classes = int(embedding.shape[0]) if embedding is not None else model.num_classes
     derived = ("path", "source_format", "class_names", "num_classes", "backbone", "encoding", "version")
+    derived += ("preprocessing", "preprocessing_file")
     inherited = {key: value for key, value in model.metadata.items() if key not in derived}
     info: dict[str, Any] = {
         "prompt_template": OFFICIAL_PROMPT_TEMPLATE,
@@ -309,6 +373,10 @@ def checkpoint_payload(model: UniversalModel, **metadata: Any) -> dict[str, Any]
         "num_classes": num_classes,
         "version": __version__,
     }
+    info.pop("preprocessing", None)
+    preprocessing = _stored_preprocessing(metadata, model.metadata)
+    if preprocessing is not None:
+        info["preprocessing"] = preprocessing
     if len(info["class_names"]) != num_classes:
         raise ValueError(
             f"class_names has {len(info['class_names'])} names but the model has {num_classes} classes"
@@ -329,6 +397,16 @@ def save_checkpoint(
 
 
 def export_official(model: UniversalModel, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-    """Write ``model`` in the released layout (``{'net': {'module.…': tensor}}``), atomically."""
+    """Write ``model`` in the released layout (``{'net': {'module.…': tensor}}``), atomically.
+
+    The layout has no room for metadata: a model whose preprocessing is not the official one (its
+    ``metadata["preprocessing"]``) gets a ``<name>.preprocessing.json`` sidecar, which ``load_model`` reads.
+    """
+    stored = model.metadata.get("preprocessing")
+    settings = PreprocessingSettings.from_metadata(stored) if stored is not None else PreprocessingSettings()
+    check_output_path(path, overwrite)
+    check_output_path(sidecar_path(path), overwrite)  # a stale sidecar would apply to the new file
     payload = {"net": to_official_state_dict(_cpu_state_dict(model), model.backbone_name)}
-    return save_payload(payload, path, overwrite=overwrite)
+    written = save_payload(payload, path, overwrite=overwrite)
+    write_sidecar(path, settings, overwrite=overwrite)
+    return written

@@ -1,0 +1,137 @@
+"""One segmentation run's use of the feature cache: look up, replay, or record and store."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..progress import ProgressReporter
+from .device import Attempt
+from .feature_cache import (
+    FeatureCache,
+    FeatureCacheError,
+    FeatureKey,
+    StoredFeatures,
+    model_fingerprint,
+    software_versions,
+    volume_digest,
+)
+from .feature_predictors import RecordingPredictor, ReplayPredictor, engine_class_logits, splits_features
+from .options import InferenceOptions
+from .preprocessing import PreprocessedImage
+from .sliding_window import Predictor, count_windows
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FeatureSource:
+    """The cache's part in one attempt: replay an entry, or record the attempt's features."""
+
+    session: FeatureSession
+    key: FeatureKey
+    stored: StoredFeatures | None = None
+    recording_predictor: RecordingPredictor | None = field(default=None, init=False)
+
+    @property
+    def reused(self) -> bool:
+        return self.stored is not None
+
+    def replay(self) -> Predictor | None:
+        """A predictor that answers from the stored features, or None on a miss."""
+        if self.stored is None:
+            return None
+        return ReplayPredictor(
+            self.stored, engine_class_logits(self.session.model, self.key.settings["engine"])
+        )
+
+    def recording(self, predictor: Predictor) -> Predictor:
+        """``predictor``, recording its image features into a new entry when it exposes them."""
+        if not splits_features(predictor):
+            logger.debug("predictor %s does not expose image features; nothing is kept", type(predictor))
+            return predictor
+        cache, key, windows = self.session.cache, self.key, self.session.windows
+
+        def start(dtype: torch.dtype, head_shape: tuple[int, ...]):
+            return cache.start_recording(key, windows, head_shape, dtype)
+
+        self.recording_predictor = RecordingPredictor(predictor, start)
+        return self.recording_predictor
+
+    def abort(self) -> None:
+        recorder = self.recording_predictor.recorder if self.recording_predictor else None
+        if recorder is not None:
+            recorder.abort()
+
+    def commit(self, reporter: ProgressReporter) -> None:
+        """Move the recorded entry into the cache; a failure to store is logged, never raised."""
+        recorder = self.recording_predictor.recorder if self.recording_predictor else None
+        if recorder is None:
+            return
+        reporter("features", 0, 1, "storing image features for later questions")
+        try:
+            path = recorder.commit()
+        except (OSError, FeatureCacheError) as exc:
+            logger.warning("Image features were not kept for later questions: %s", exc)
+            return
+        reporter("features", 1, 1, "stored image features for later questions")
+        if path is not None:
+            logger.info("Stored image features for later questions in %s", path)
+
+
+@dataclass
+class FeatureSession:
+    """The cache, the model and the preprocessed volume of one run (digests computed once)."""
+
+    cache: FeatureCache
+    model: Any
+    options: InferenceOptions
+    windows: int
+    volume: str
+    weights: str
+
+    @classmethod
+    def open(
+        cls, cache: FeatureCache | None, model: Any, prepared: PreprocessedImage, options: InferenceOptions
+    ) -> FeatureSession | None:
+        """A session, or None when there is no cache or the model cannot split its features."""
+        if cache is None:
+            return None
+        if not isinstance(model, torch.nn.Module) or not splits_features(model):
+            logger.info("The feature cache needs a UniversalModel; this predictor's features are not kept")
+            return None
+        roi = [int(options.roi_size)] * 3
+        return cls(
+            cache=cache,
+            model=model,
+            options=options,
+            windows=count_windows(prepared.tensor.shape[-3:], roi, options.overlap),
+            volume=volume_digest(prepared.tensor, prepared.affine),
+            weights=model_fingerprint(model),
+        )
+
+    def source(
+        self, attempt: Attempt, engine: str, precision: str, reporter: ProgressReporter
+    ) -> FeatureSource:
+        """Look the attempt's key up (reporting a hit) and return what replays or records it."""
+        settings = {
+            "roi_size": int(self.options.roi_size),
+            "overlap": float(self.options.overlap),
+            "sw_batch_size": int(attempt.sw_batch_size),
+            "engine": engine,
+            "precision": precision,
+            "device": attempt.device.type,
+            "storage": self.cache.storage,
+        }
+        key = FeatureKey(self.volume, self.weights, settings, software_versions(engine))
+        stored = self.cache.lookup(key)
+        if stored is not None:
+            message = f"reused image features of an earlier run ({stored.windows} windows)"
+            reporter("features", 1, 1, message)
+            logger.info(
+                "Reused image features of an earlier run (%d windows, %s)", stored.windows, stored.path
+            )
+        return FeatureSource(self, key, stored)
