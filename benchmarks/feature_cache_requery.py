@@ -17,7 +17,7 @@ folder; that time is part of the fresh run, as for a user's first run.
 Usage::
 
     python benchmarks/feature_cache_requery.py [--ct CT] [--backbone unet] [--speeds faithful balanced fast]
-        [--threads 2] [--check]
+        [--threads 2] [--check] [--storage exact|fp16]
 """
 
 from __future__ import annotations
@@ -50,13 +50,26 @@ def timed_segment(
     return seconds, done.stderr
 
 
-def same_masks(first: Path, second: Path) -> bool:
+def compare_masks(requery: Path, fresh: Path) -> str:
+    """``equal`` when two segmentations are identical, else the Dice of each segment (layer value)."""
     import numpy as np
     import SimpleITK as sitk  # noqa: N813
 
-    a = sitk.GetArrayFromImage(sitk.ReadImage(str(first)))
-    b = sitk.GetArrayFromImage(sitk.ReadImage(str(second)))
-    return a.shape == b.shape and bool(np.array_equal(a, b))
+    a = sitk.GetArrayFromImage(sitk.ReadImage(str(requery)))
+    b = sitk.GetArrayFromImage(sitk.ReadImage(str(fresh)))
+    if a.shape != b.shape:
+        return f"DIFFERENT shapes {a.shape} {b.shape}"
+    if np.array_equal(a, b):
+        return "equal"
+    layers_a = a.reshape(-1, a.shape[-1]) if a.ndim == 4 else a.reshape(-1, 1)
+    layers_b = b.reshape(-1, b.shape[-1]) if b.ndim == 4 else b.reshape(-1, 1)
+    dice = []
+    for layer in range(layers_a.shape[1]):
+        for value in np.union1d(np.unique(layers_a[:, layer]), np.unique(layers_b[:, layer])):
+            if value:
+                x, y = layers_a[:, layer] == value, layers_b[:, layer] == value
+                dice.append(2 * np.count_nonzero(x & y) / max(1, np.count_nonzero(x) + np.count_nonzero(y)))
+    return "Dice " + ", ".join(f"{value:.4f}" for value in dice)
 
 
 def main() -> None:
@@ -69,6 +82,9 @@ def main() -> None:
     parser.add_argument(
         "--check", action="store_true", help="also compare with a fresh run of the new classes"
     )
+    parser.add_argument(
+        "--storage", choices=("exact", "fp16"), default="exact", help="how the cache keeps fp32 features"
+    )
     args = parser.parse_args()
 
     from UniversalSegLib.testing import write_random_checkpoint
@@ -77,6 +93,7 @@ def main() -> None:
         work = Path(folder)
         weights = args.weights or write_random_checkpoint(work / "weights.pth", backbone=args.backbone)
         env = {**os.environ, "UNIVERSALSEG_HOME": str(work / "home"), "OMP_NUM_THREADS": str(args.threads)}
+        env["UNIVERSALSEG_FEATURE_CACHE_STORAGE"] = args.storage
         rows = []
         for speed in args.speeds:
             fresh, _ = timed_segment(
@@ -99,13 +116,15 @@ def main() -> None:
                     env,
                     "--no-feature-cache",
                 )
-                equal = same_masks(work / f"{speed}-added.seg.nrrd", work / f"{speed}-fresh-added.seg.nrrd")
-                check = "equal" if equal else "DIFFERENT"
+                check = compare_masks(
+                    work / f"{speed}-added.seg.nrrd", work / f"{speed}-fresh-added.seg.nrrd"
+                )
             rows.append((speed, windows, fresh, requery, fresh / requery, check))
             print(f"{speed}: fresh {fresh:.1f} s, re-query {requery:.1f} s", flush=True)
 
     print(
-        f"\n{args.ct.name}, {args.backbone}, {args.threads} threads; end to end (process start -> .seg.nrrd)"
+        f"\n{args.ct.name}, {args.storage} storage, {args.backbone}, {args.threads} threads; "
+        "end to end (process start -> .seg.nrrd)"
     )
     print(f"{'speed':<10}{'windows':>8}{'fresh s':>10}{'re-query s':>12}{'ratio':>8}  masks vs fresh")
     for speed, windows, fresh, requery, ratio, check in rows:

@@ -73,7 +73,8 @@ def fidelity(reference: torch.Tensor, other: torch.Tensor) -> dict[str, float]:
 
 def openvino_levers(model: torch.nn.Module, size: int, cache: Path) -> tuple[dict, dict]:
     """OpenVINO f32 and bf16 predictors of ``model`` (levers) and the conversion time (extra)."""
-    from UniversalSegLib.inference.openvino_engine import OpenVINOPredictor, compiled_encoder
+    from UniversalSegLib.inference.engines.openvino_encoder import compiled_encoder
+    from UniversalSegLib.inference.engines.openvino_engine import OpenVINOPredictor
 
     start = time.perf_counter()
     compiled = {p: compiled_encoder(model, [size] * 3, p, cache_dir=cache) for p in ("fp32", "bf16")}

@@ -184,12 +184,12 @@ def prepare_engine(model, options) -> float:
     """
     if options.engine != "openvino" or options.device.startswith("cuda"):
         return 0.0
-    from UniversalSegLib.inference import openvino_engine
+    from UniversalSegLib.inference.engines import openvino_encoder
 
     roi = [options.roi_size] * 3
-    already_stored = openvino_engine.stored_encoder_path(model, roi, precision=options.precision) is not None
+    already_stored = openvino_encoder.stored_encoder_path(model, roi, precision=options.precision) is not None
     start = time.perf_counter()
-    openvino_engine.compiled_encoder(model, roi, options.precision)  # fills both caches
+    openvino_encoder.compiled_encoder(model, roi, options.precision)  # fills both caches
     return 0.0 if already_stored else time.perf_counter() - start
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
-from UniversalSegLib.inference.calibration import calibration_windows, synthetic_abdomen_ct
+from UniversalSegLib.inference.engines.calibration import calibration_windows, synthetic_abdomen_ct
 
 
 def test_phantom_is_deterministic_and_has_ct_tissues() -> None:

@@ -9,15 +9,10 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 import torch
 
-from UniversalSegLib.inference import (
-    InferenceError,
-    InferenceOptions,
-    estimate,
-    openvino_engine,
-    openvino_prepare,
-    segment,
-)
-from UniversalSegLib.inference.openvino_engine import OpenVINOPredictor, compiled_encoder, encoder_key
+from UniversalSegLib.inference import InferenceError, InferenceOptions, estimate, segment
+from UniversalSegLib.inference.engines import openvino_convert, openvino_encoder, openvino_prepare
+from UniversalSegLib.inference.engines.openvino_encoder import compiled_encoder, encoder_key
+from UniversalSegLib.inference.engines.openvino_engine import OpenVINOPredictor
 from UniversalSegLib.model import UniversalModel
 from UniversalSegLib.privacy import disable_third_party_telemetry
 
@@ -85,12 +80,12 @@ def test_converted_encoder_is_stored_once_and_reused(unet, compiled_fp32, cache_
     stored = list(cache_dir.glob("unet-32x32x32-*/encoder.xml"))
     assert len(stored) == 1 and stored[0].with_suffix(".bin").is_file()
     assert not [p for p in cache_dir.iterdir() if p.name.startswith(".")]  # no staging folder left
-    openvino_engine._COMPILED.clear()
+    openvino_encoder._COMPILED.clear()
 
     def no_conversion(*args, **kwargs):
         raise AssertionError("converted again instead of loading the stored model")
 
-    monkeypatch.setattr(openvino_prepare, "prepare_encoder_files", no_conversion)
+    monkeypatch.setattr(openvino_encoder, "prepare_encoder_files", no_conversion)
     assert compiled_encoder(unet, ROI, "fp32", cache_dir=cache_dir) is not None
 
 
@@ -116,8 +111,8 @@ def test_key_is_hashed_once_per_model_state(monkeypatch) -> None:
     model = _unet()
     key = encoder_key(model, ROI, "ov")
     hashed: list[int] = []
-    original = openvino_engine.hashlib.blake2b
-    monkeypatch.setattr(openvino_engine.hashlib, "blake2b", lambda **kw: hashed.append(1) or original(**kw))
+    original = openvino_encoder.hashlib.blake2b
+    monkeypatch.setattr(openvino_encoder.hashlib, "blake2b", lambda **kw: hashed.append(1) or original(**kw))
     assert encoder_key(model, ROI, "ov") == key and not hashed  # remembered
     model.load_state_dict(_unet(seed=1).state_dict())  # copied in place: new weights, same tensors
     assert encoder_key(model, ROI, "ov") != key and len(hashed) == 1
@@ -160,7 +155,7 @@ def test_other_predictors_fall_back_to_torch_with_a_warning(example_ct, threshol
 def test_missing_openvino_says_how_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)
     with pytest.raises(InferenceError, match="pip install openvino"):
-        openvino_engine.require_openvino()
+        openvino_convert.require_openvino()
 
 
 def test_unknown_engine_is_rejected() -> None:
@@ -189,7 +184,7 @@ def test_unwritable_cache_still_runs(unet, tmp_path) -> None:
 
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the cache folder would be")
-    openvino_engine._COMPILED.clear()
+    openvino_encoder._COMPILED.clear()
     compiled = compiled_encoder(unet, [16, 16, 16], "fp32", cache_dir=blocked / "cache")
     assert compiled is not None and blocked.is_file()
     assert openvino_prepare._KEPT and (openvino_prepare._KEPT[-1] / "float" / "encoder.xml").is_file()
@@ -197,15 +192,15 @@ def test_unwritable_cache_still_runs(unet, tmp_path) -> None:
 
 
 def test_int8_is_quantized_once_stored_and_stays_close(unet, cache_dir, ct_crop, monkeypatch) -> None:
-    from UniversalSegLib.inference import openvino_quantize
+    from UniversalSegLib.inference.engines import openvino_quantize
 
     pytest.importorskip("nncf")
     messages: list[str] = []
     compiled = compiled_encoder(unet, ROI, "int8", cache_dir=cache_dir, status=messages.append)
     assert any("int8" in message for message in messages)
-    stored = openvino_engine.stored_encoder_path(unet, ROI, cache_dir, precision="int8")
+    stored = openvino_encoder.stored_encoder_path(unet, ROI, cache_dir, precision="int8")
     assert stored is not None and stored.parent.name == openvino_quantize.INT8_FOLDER
-    assert stored.parent.parent == openvino_engine.stored_encoder_path(unet, ROI, cache_dir).parent
+    assert stored.parent.parent == openvino_encoder.stored_encoder_path(unet, ROI, cache_dir).parent
     with torch.inference_mode():
         expected = unet(ct_crop[:1], channels=CHANNELS)
         got = OpenVINOPredictor(unet, compiled)(ct_crop[:1], channels=CHANNELS)
@@ -216,12 +211,12 @@ def test_int8_is_quantized_once_stored_and_stays_close(unet, cache_dir, ct_crop,
     rms_error = float((got - expected).pow(2).mean().sqrt() / expected.pow(2).mean().sqrt())
     same_side = float(((got > 0) == (expected > 0)).float().mean())
     assert 0 < rms_error < 0.1 and peak_error < 0.15 and same_side > 0.97
-    openvino_engine._COMPILED.clear()
+    openvino_encoder._COMPILED.clear()
 
     def no_quantization(*args, **kwargs):
         raise AssertionError("quantized again instead of loading the stored int8 model")
 
-    monkeypatch.setattr(openvino_prepare, "prepare_encoder_files", no_quantization)
+    monkeypatch.setattr(openvino_encoder, "prepare_encoder_files", no_quantization)
     again = compiled_encoder(unet, ROI, "int8", cache_dir=cache_dir)
     with torch.inference_mode():
         assert torch.equal(OpenVINOPredictor(unet, again)(ct_crop[:1], channels=CHANNELS), got)
@@ -241,10 +236,10 @@ def test_convolutions_reading_a_concatenation_are_split_into_the_same_function(
 ) -> None:
     import openvino
 
-    from UniversalSegLib.inference.openvino_quantize import split_concatenated_convolutions
+    from UniversalSegLib.inference.engines.openvino_quantize import split_concatenated_convolutions
 
     core = openvino.Core()
-    stored = str(openvino_engine.stored_encoder_path(unet, ROI, cache_dir))
+    stored = str(openvino_encoder.stored_encoder_path(unet, ROI, cache_dir))
     encoder = core.read_model(stored)
     readers = len(_concatenation_readers(encoder))
     assert readers >= 3  # one per U-Net decoder level
@@ -263,7 +258,7 @@ def test_int8_gives_each_concatenated_input_its_own_quantizer(unet, cache_dir) -
 
     pytest.importorskip("nncf")
     compiled_encoder(unet, ROI, "int8", cache_dir=cache_dir)
-    stored = openvino_engine.stored_encoder_path(unet, ROI, cache_dir, precision="int8")
+    stored = openvino_encoder.stored_encoder_path(unet, ROI, cache_dir, precision="int8")
     quantized = openvino.Core().read_model(str(stored))
     parts = [
         operation
@@ -278,9 +273,9 @@ def test_int8_gives_each_concatenated_input_its_own_quantizer(unet, cache_dir) -
 def test_int8_keeps_the_input_and_pre_head_convolutions_in_float(unet, cache_dir) -> None:
     import openvino
 
-    from UniversalSegLib.inference.openvino_quantize import float_operations
+    from UniversalSegLib.inference.engines.openvino_quantize import float_operations
 
-    encoder = openvino.Core().read_model(str(openvino_engine.stored_encoder_path(unet, ROI, cache_dir)))
+    encoder = openvino.Core().read_model(str(openvino_encoder.stored_encoder_path(unet, ROI, cache_dir)))
     names = float_operations(encoder)
     assert any("precls_conv" in name for name in names)
     assert any(name.startswith("__module.model.backbone.") for name in names)  # the first convolution
@@ -288,7 +283,7 @@ def test_int8_keeps_the_input_and_pre_head_convolutions_in_float(unet, cache_dir
 
 
 def test_int8_without_nncf_says_how_to_install(monkeypatch) -> None:
-    from UniversalSegLib.inference.openvino_quantize import require_nncf
+    from UniversalSegLib.inference.engines.openvino_quantize import require_nncf
 
     monkeypatch.setitem(sys.modules, "nncf", None)
     with pytest.raises(InferenceError, match="pip install nncf"):

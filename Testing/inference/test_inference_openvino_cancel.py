@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from UniversalSegLib.inference import openvino_engine
+from UniversalSegLib.inference.engines import openvino_encoder
 from UniversalSegLib.inference.errors import SegmentationCancelled
-from UniversalSegLib.inference.openvino_engine import compiled_encoder, stored_encoder_path
+from UniversalSegLib.inference.engines.openvino_encoder import compiled_encoder, stored_encoder_path
 from UniversalSegLib.model import UniversalModel
 from UniversalSegLib.progress import parse_progress_line
 
@@ -55,7 +55,7 @@ def _processes_mentioning(text: str) -> list[str]:
 def test_cancel_event_stops_quantization_at_once_and_stores_nothing(tmp_path) -> None:
     if importlib.util.find_spec("nncf") is None:
         pytest.skip("needs nncf")
-    openvino_engine._COMPILED.clear()  # a model compiled by another test must not answer from memory
+    openvino_encoder._COMPILED.clear()  # a model compiled by another test must not answer from memory
     torch.manual_seed(20261130)  # weights (and so the cache key) of no other test's model
     model = UniversalModel("unet").eval()
     cache = tmp_path / "cache"
@@ -78,7 +78,7 @@ def test_cancel_event_stops_quantization_at_once_and_stores_nothing(tmp_path) ->
     if Path("/proc").is_dir():
         assert _processes_mentioning(str(started["request"])) == []  # the child is gone, not orphaned
 
-    openvino_engine._COMPILED.clear()
+    openvino_encoder._COMPILED.clear()
     assert compiled_encoder(model, ROI, "fp32", cache_dir=cache) is not None  # the next run converts
     stored = stored_encoder_path(model, ROI, cache)
     assert stored is not None and stored.with_suffix(".bin").is_file()

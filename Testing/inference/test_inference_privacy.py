@@ -66,7 +66,7 @@ CONVERSIONS = textwrap.dedent(
 
     import torch
 
-    from UniversalSegLib.inference.openvino_engine import compiled_encoder
+    from UniversalSegLib.inference.engines.openvino_encoder import compiled_encoder
     from UniversalSegLib.model import UniversalModel
 
     if __name__ == "__main__":

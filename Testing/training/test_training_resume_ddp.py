@@ -16,7 +16,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from training_helpers import make_cases, make_config  # noqa: E402
+from training_helpers import make_cases, make_config, write_crop  # noqa: E402
 
 from training.config import load_config  # noqa: E402
 from training.evaluate import evaluate_cases  # noqa: E402
@@ -28,6 +28,25 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # SGD keeps the update linear in the gradient: Adam would turn float-rounding noise in near-zero
 # gradients (e.g. conv biases before batch norm) into full-size steps, so runs could not be compared.
 SINGLE = {"data": {"roi_size": 16}, "train": {"accumulate": 2, "optimizer": "sgd", "lr": 0.01}}
+
+
+# Small validation crops (32 x 24 x 12 voxels at 3 mm) with spleen, liver and a kidney: a few windows each.
+VALIDATION_CROPS = {
+    "val0": (slice(32, 64), slice(36, 60), slice(16, 28)),
+    "val1": (slice(32, 64), slice(32, 56), slice(18, 30)),
+}
+
+
+def _validation_cases(ct_dir: Path, folder: Path) -> list[list[str]]:
+    source = ct_dir / "totalseg_example"
+    folder.mkdir(parents=True, exist_ok=True)
+    pairs = []
+    for name, crop in VALIDATION_CROPS.items():
+        image, label = folder / f"{name}_ct.nii.gz", folder / f"{name}_seg.nii.gz"
+        write_crop(source / "example_ct_sm.nii.gz", crop, image)
+        write_crop(source / "example_seg.nii.gz", crop, label)
+        pairs.append([str(image), str(label)])
+    return pairs
 
 
 def _state(path: Path) -> dict[str, torch.Tensor]:
@@ -89,17 +108,18 @@ def test_two_process_ddp_matches_single_process(reference, ct_dir, tmp_path, cap
     their mid-epoch checkpoint is refused on 1 process, their epoch-end checkpoint is re-sharded."""
     _, reference_checkpoint = reference
     pairs = make_cases(ct_dir, tmp_path / "data")
+    validation = _validation_cases(ct_dir, tmp_path / "data")
     datasets = [
         {
             "key": "A",
             "cases": [list(p) for p in pairs],
-            "val_cases": [list(p) for p in pairs],
+            "val_cases": validation,
             "label_map": {1: "spleen", 5: "liver"},
         },
         {
             "key": "B",
             "cases": [list(p) for p in pairs],
-            "val_cases": [list(pairs[0])],  # 3 validation cases: uneven over 2 processes
+            "val_cases": validation[:1],  # 3 validation cases: uneven over 2 processes
             "label_map": {2: "kidney_right", 3: "kidney_right"},
             "rl_split": [["kidney_right", "kidney_left"]],
         },

@@ -69,8 +69,8 @@ def test_every_cache_lives_in_the_one_home(no_home_override):
     assert cache_paths.home_folder() == home == WeightsManager().home
     assert WeightsManager().cache_dir == home / "weights"
     assert estimate.cache_path() == home / "speed_probe.json"
-    openvino_engine = pytest.importorskip("UniversalSegLib.inference.openvino_engine")
-    assert openvino_engine.default_cache_dir() == home / "openvino"
+    openvino_encoder = pytest.importorskip("UniversalSegLib.inference.engines.openvino_encoder")
+    assert openvino_encoder.default_cache_dir() == home / "openvino"
 
 
 def test_home_override_moves_every_cache(monkeypatch, tmp_path):

@@ -10,9 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from UniversalSegLib.inference.speed import SPEED_MODES
+from UniversalSegLib.run_choices import SPEED_MODES
 
-DEVICES = ("auto", "cpu")
+from .choices import DEVICE_CHOICES, choice_values
+
+#: The devices the panel offers (the engine knows more: ``UniversalSegLib.run_choices.DEVICES``).
+DEVICES: tuple[str, ...] = tuple(choice_values(DEVICE_CHOICES))
 
 
 @dataclass(frozen=True)

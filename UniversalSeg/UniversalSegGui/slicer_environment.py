@@ -52,7 +52,7 @@ class SlicerEnvironment:
             return None
 
     def cpu_has_native_bf16(self) -> bool:
-        from UniversalSegLib.inference.speed import cpu_has_fast_bf16
+        from UniversalSegLib.inference.cpu_features import cpu_has_fast_bf16
 
         return cpu_has_fast_bf16()
 

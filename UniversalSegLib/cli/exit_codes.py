@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     INPUT = 3
     OUTPUT = 4
     WEIGHTS = 5
+    SOME_INPUTS_FAILED = 6
     CANCELLED = 130
 
 
@@ -26,6 +27,7 @@ EXIT_CODES_HELP = """exit codes:
   3    input image missing, unreadable or unusable
   4    output exists (pass --overwrite) or cannot be written
   5    weights problem: download failed, checksum mismatch, license not accepted, bad checkpoint
+  6    batch finished, but some inputs failed (listed in the log and the manifest)
   130  cancelled (Ctrl+C / SIGTERM); no partial output is left"""
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -16,18 +15,26 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from UniversalSegLib.cli.batch import add_batch_arguments, is_batch, run_batch
 from UniversalSegLib.cli.exit_codes import CancelledRun, CliError, ExitCode, fail_with
 from UniversalSegLib.cli.progress_output import PROGRESS_MODES, ProgressPrinter
 from UniversalSegLib.cli.writable import first_unwritable
 from UniversalSegLib.inference.options import ENGINES, PRECISIONS
-from UniversalSegLib.inference.speed import SPEED_MODES
+from UniversalSegLib.run_choices import (
+    DEFAULT_DEVICE,
+    DEFAULT_MODEL,
+    DEFAULT_SPEED,
+    DEVICES,
+    MODEL_NAMES,
+    SPEED_MODES,
+    is_device_name,
+)
 
 logger = logging.getLogger("UniversalSegLib.cli")
 
 LABELMAP_EXTENSIONS: tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".mha")
 SEGMENTATION_EXTENSION = ".seg.nrrd"
 STATISTICS_EXTENSIONS: tuple[str, ...] = (".json", ".csv")
-MODEL_NAMES: tuple[str, ...] = ("swinunetr", "unet")
 
 
 @dataclass
@@ -38,8 +45,8 @@ class SegmentJob:
     outputs: list[Path]
     classes: list[int]
     options: object  # UniversalSegLib.inference.InferenceOptions
-    model_name: str = "swinunetr"
-    speed: str = "faithful"
+    model_name: str = DEFAULT_MODEL
+    speed: str = DEFAULT_SPEED
     weights: Path | None = None
     backbone: str | None = None
     masks_dir: Path | None = None
@@ -57,7 +64,7 @@ def add_speed_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--speed",
         choices=SPEED_MODES,
-        default="faithful",
+        default=DEFAULT_SPEED,
         help="faithful (default: official settings, the published numbers), balanced (OpenVINO bf16 on "
         "CPUs with native bf16: about 4x, masks nearly identical; fp16 on GPUs) or fast (OpenVINO int8, "
         "the model quantized once: about 5x, organ borders may shift by a voxel). See docs/speed.md",
@@ -71,19 +78,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Segment CT_INPUT (NIfTI, NRRD, MetaImage or a DICOM folder) with the CLIP-Driven "
         "Universal Model. OUTPUT's extension picks the format: .seg.nrrd = 3D Slicer segmentation, "
         ".nii.gz/.nii/.nrrd/.mha = multi-label labelmap (voxel value = class index, see `universalseg "
-        "classes`). Without --classes/--preset all 32 classes are segmented.",
+        "classes`). Without --classes/--preset all 32 classes are segmented. A batch (several inputs, a "
+        "folder of CT files or of DICOM series folders, or --input-list) writes one file per CT into the "
+        "OUTPUT folder, named after its input, loads the model once, skips CTs a manifest in that folder "
+        "records as done, and reports a failed CT without stopping (exit code 6); under torchrun each rank "
+        "takes its share of the inputs (README: Batches).",
     )
-    parser.add_argument("input", metavar="CT_INPUT", help="CT image file or DICOM folder")
-    parser.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file")
+    parser.add_argument(
+        "input",
+        metavar="CT_INPUT",
+        nargs="*",
+        help="CT image file or DICOM series folder; several, or a folder of CT files or of DICOM series "
+        "folders, for a batch",
+    )
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="OUTPUT", help="output file (for a batch: a folder)"
+    )
     selection = parser.add_mutually_exclusive_group()
     selection.add_argument(
         "--classes", nargs="+", metavar="CLASS", help="class keys, names or indices (or presets)"
     )
     selection.add_argument("--preset", metavar="NAME", help="a class preset (see `universalseg classes`)")
-    parser.add_argument("--model", choices=MODEL_NAMES, help="released model to use (default: swinunetr)")
+    parser.add_argument(
+        "--model", choices=MODEL_NAMES, help=f"released model to use (default: {DEFAULT_MODEL})"
+    )
     parser.add_argument("--weights", metavar="FILE", help="checkpoint file instead of the downloaded weights")
     parser.add_argument(
-        "--device", default="auto", type=_device, help="auto|cpu|cuda|cuda:N|mps (default: auto)"
+        "--device",
+        default=DEFAULT_DEVICE,
+        type=_device,
+        help=f"{'|'.join(DEVICES)}|cuda:N (default: {DEFAULT_DEVICE})",
     )
     parser.add_argument("--masks-dir", metavar="DIR", help="also write one binary mask per class into DIR")
     parser.add_argument("--statistics", metavar="FILE", help="write per-class statistics (.json or .csv)")
@@ -92,7 +116,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--no-postprocess", action="store_true", help="skip the official post-processing")
-    parser.add_argument(
+    feature_cache = parser.add_mutually_exclusive_group()
+    feature_cache.add_argument(
+        "--feature-cache",
+        action="store_true",
+        help="batch: keep each CT's image features too (a batch keeps none by default: about 1-2 GB per CT)",
+    )
+    feature_cache.add_argument(
         "--no-feature-cache",
         action="store_true",
         help="neither reuse nor keep image features (by default a run keeps them, so that asking for more "
@@ -100,6 +130,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "Limit: $UNIVERSALSEG_FEATURE_CACHE_GB (default 4); clear: `universalseg weights clear --all`",
     )
     add_speed_argument(parser)
+    add_batch_arguments(parser)
     parser.add_argument(
         "--overlap", type=float, help="sliding-window overlap in [0, 1) (default: from --speed, 0.5 faithful)"
     )
@@ -133,18 +164,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="sliding-window side in voxels (default: the window the model was trained with, from its "
         "checkpoint; 96 for the released models). A size other than the training one warns",
     )
+    parser.add_argument(
+        "--strict-fp32",
+        action="store_true",
+        help="on CUDA GPUs, compute float32 in strict IEEE float32 instead of on TF32 tensor cores (slower; "
+        "the default TF32 for convolutions and matrix products is what the official code ran with). See "
+        "docs/speed.md",
+    )
     parser.set_defaults(handler=run)
 
 
 def _device(value: str) -> str:
-    if value in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", value):
+    if is_device_name(value):
         return value
-    raise argparse.ArgumentTypeError(f"invalid device {value!r}: use auto, cpu, cuda, cuda:N or mps")
+    raise argparse.ArgumentTypeError(f"invalid device {value!r}: use {', '.join(DEVICES)} or cuda:N")
 
 
 def run(args: argparse.Namespace) -> int:
     from UniversalSegLib.cli.progress_output import default_mode
 
+    if is_batch(args):
+        return run_batch(args)
     job = job_from_args(args)
     printer = ProgressPrinter(default_mode(args.progress))
     return execute(job, printer)
@@ -152,28 +192,16 @@ def run(args: argparse.Namespace) -> int:
 
 def job_from_args(args: argparse.Namespace) -> SegmentJob:
     """Validate the arguments (classes, options, paths) and build a :class:`SegmentJob`."""
-    from UniversalSegLib.inference.errors import InferenceError
-    from UniversalSegLib.inference.speed import options_for_speed
-
+    if not args.input:
+        raise CliError("no input: give CT_INPUT (a CT file or DICOM folder) or --input-list", ExitCode.USAGE)
     classes = select_classes(args.classes, args.preset)
-    with fail_with(ExitCode.USAGE, "invalid option", (InferenceError, ValueError, TypeError)):
-        options = options_for_speed(
-            args.speed,
-            args.device,
-            overlap=args.overlap,
-            precision=args.precision,
-            sw_batch_size=args.sw_batch_size,
-            engine=args.engine,
-            blend=args.blend,
-            postprocess=not args.no_postprocess,
-            roi_size=args.roi_size,
-        )
+    options = options_from_args(args)
     job = SegmentJob(
-        input=Path(args.input).expanduser(),
+        input=Path(args.input[0]).expanduser(),
         outputs=[Path(args.output).expanduser()],
         classes=classes,
         options=options,
-        model_name=args.model or "swinunetr",
+        model_name=args.model or DEFAULT_MODEL,
         speed=args.speed,
         weights=Path(args.weights).expanduser() if args.weights else None,
         backbone=args.model,
@@ -185,6 +213,27 @@ def job_from_args(args: argparse.Namespace) -> SegmentJob:
     )
     check_paths(job)
     return job
+
+
+def options_from_args(args: argparse.Namespace):
+    """The run's ``InferenceOptions`` from ``--speed`` and the options that override it (exit code 2 when
+    invalid)."""
+    from UniversalSegLib.inference.errors import InferenceError
+    from UniversalSegLib.inference.speed import options_for_speed
+
+    with fail_with(ExitCode.USAGE, "invalid option", (InferenceError, ValueError, TypeError)):
+        return options_for_speed(
+            args.speed,
+            args.device,
+            overlap=args.overlap,
+            precision=args.precision,
+            sw_batch_size=args.sw_batch_size,
+            engine=args.engine,
+            blend=args.blend,
+            postprocess=not args.no_postprocess,
+            roi_size=args.roi_size,
+            tf32=not args.strict_fp32,
+        )
 
 
 def select_classes(refs: list[str] | None, preset: str | None) -> list[int]:
@@ -408,7 +457,7 @@ def _announce_estimate(job: SegmentJob, image, model, reporter, settings) -> Non
 
 def _needs_conversion(model, options) -> bool:
     """Whether this OpenVINO run of ``model`` will convert (or quantize) it first (nothing stored yet)."""
-    from UniversalSegLib.inference.openvino_engine import stored_encoder_path
+    from UniversalSegLib.inference.engines.openvino_encoder import stored_encoder_path
 
     roi = [options.roi_size] * 3
     try:

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import torch
 
+from .cpu_features import cpu_has_fast_bf16
 from .errors import InferenceError
 
 logger = logging.getLogger(__name__)
@@ -57,8 +58,6 @@ def precision_for_device(precision: str, device: torch.device) -> str:
     (fp16 has no fast CPU kernels), else fp32. ``int8`` (OpenVINO engine only) is kept on the CPU."""
     if device.type != "cpu" or precision != "fp16":
         return precision
-    from .speed import cpu_has_fast_bf16
-
     return "bf16" if cpu_has_fast_bf16() else "fp32"
 
 

@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 LIMIT_ENV = "UNIVERSALSEG_FEATURE_CACHE_GB"
+STORAGE_ENV = "UNIVERSALSEG_FEATURE_CACHE_STORAGE"
 DEFAULT_LIMIT_GB = 4.0
 HEAD_FEATURES_FILE = "head_features.npy"
 IMAGE_FEATURES_FILE = "image_features.npy"
@@ -73,6 +74,15 @@ def default_limit_bytes() -> int:
         logger.warning("%s=%r is not a number of GB; using %g GB", LIMIT_ENV, value, DEFAULT_LIMIT_GB)
         return int(DEFAULT_LIMIT_GB * 1e9)
     return max(0, int(gigabytes * 1e9))
+
+
+def default_storage() -> str:
+    """``$UNIVERSALSEG_FEATURE_CACHE_STORAGE`` (``exact`` or ``fp16``), else ``exact``."""
+    value = os.environ.get(STORAGE_ENV, "").strip().lower() or "exact"
+    if value not in STORAGE_MODES:
+        logger.warning("%s=%r is not one of %s; using exact", STORAGE_ENV, value, STORAGE_MODES)
+        return "exact"
+    return value
 
 
 def volume_digest(tensor: torch.Tensor, affine: np.ndarray) -> str:
@@ -311,10 +321,14 @@ class FeatureCache:
         limit_bytes: most bytes kept (default: :func:`default_limit_bytes`); 0 keeps nothing.
         storage: ``"exact"`` keeps the features in the run's own precision, so a re-query gives the masks of
             a fresh run bit for bit; ``"fp16"`` halves fp32 features (re-query masks then differ from a fresh
-            run by float rounding; docs/speed.md has the measured Dice).
+            run by float rounding; docs/speed.md has the measured Dice). Default:
+            :func:`default_storage`.
     """
 
-    def __init__(self, folder: Path | None = None, limit_bytes: int | None = None, storage: str = "exact"):
+    def __init__(
+        self, folder: Path | None = None, limit_bytes: int | None = None, storage: str | None = None
+    ) -> None:
+        storage = default_storage() if storage is None else storage
         if storage not in STORAGE_MODES:
             raise ValueError(f"storage must be one of {STORAGE_MODES}, got {storage!r}")
         self.folder = Path(folder) if folder is not None else cache_paths.feature_cache_folder()

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import torch
 
-from ..model.dynamic_heads import apply_dynamic_heads_by_chunks
+from .engines.base import ClassLogits
 from .feature_cache import FeatureRecorder, StoredFeatures
 
 logger = logging.getLogger(__name__)
-
-ClassLogits = Callable[..., torch.Tensor]
 
 
 class FeaturePredictor(Protocol):
@@ -32,14 +29,6 @@ def splits_features(predictor: Any) -> bool:
     return callable(getattr(predictor, "image_features", None)) and callable(
         getattr(predictor, "class_logits", None)
     )
-
-
-def engine_class_logits(model: Any, engine: str) -> ClassLogits:
-    """The heads exactly as ``engine`` runs them: the official grouped convolutions for ``torch``, the
-    chunked float32 matrix products for ``openvino`` (so no OpenVINO model is needed to replay)."""
-    if engine == "openvino":
-        return functools.partial(model.class_logits, heads=apply_dynamic_heads_by_chunks)
-    return model.class_logits
 
 
 class RecordingPredictor:
@@ -74,7 +63,12 @@ class RecordingPredictor:
 
 
 class ReplayPredictor:
-    """Answers the sliding window's windows, in its visiting order, from stored image features."""
+    """Answers the sliding window's windows, in its visiting order, from stored image features.
+
+    ``class_logits`` is the recording engine's own head function (:meth:`.engines.base.Engine.class_logits`:
+    grouped convolutions for ``torch``, chunked matrix products for ``openvino``), so replaying needs
+    neither the encoder nor an OpenVINO model.
+    """
 
     def __init__(self, stored: StoredFeatures, class_logits: ClassLogits) -> None:
         self.stored, self.class_logits = stored, class_logits

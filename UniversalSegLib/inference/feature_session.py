@@ -10,6 +10,7 @@ import torch
 
 from ..progress import ProgressReporter
 from .device import Attempt
+from .engines.selection import engine_named
 from .feature_cache import (
     FeatureCache,
     FeatureCacheError,
@@ -19,10 +20,11 @@ from .feature_cache import (
     software_versions,
     volume_digest,
 )
-from .feature_predictors import RecordingPredictor, ReplayPredictor, engine_class_logits, splits_features
+from .feature_predictors import RecordingPredictor, ReplayPredictor, splits_features
 from .options import InferenceOptions
 from .preprocessing import PreprocessedImage
 from .sliding_window import Predictor, count_windows
+from .tf32 import tf32_state
 
 logger = logging.getLogger(__name__)
 
@@ -44,9 +46,8 @@ class FeatureSource:
         """A predictor that answers from the stored features, or None on a miss."""
         if self.stored is None:
             return None
-        return ReplayPredictor(
-            self.stored, engine_class_logits(self.session.model, self.key.settings["engine"])
-        )
+        engine = engine_named(self.key.settings["engine"])
+        return ReplayPredictor(self.stored, engine.class_logits(self.session.model))
 
     def recording(self, predictor: Predictor) -> Predictor:
         """``predictor``, recording its image features into a new entry when it exposes them."""
@@ -125,6 +126,8 @@ class FeatureSession:
             "precision": precision,
             "device": attempt.device.type,
             "storage": self.cache.storage,
+            # TF32 changes CUDA features; read inside the run, where the run's setting is in force
+            "tf32": tf32_state() if attempt.device.type == "cuda" else None,
         }
         key = FeatureKey(self.volume, self.weights, settings, software_versions(engine))
         stored = self.cache.lookup(key)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..run_choices import DEFAULT_DEVICE, DEVICES, is_device_name
 from .errors import InferenceError
 from .preprocessing_settings import PreprocessingSettings
 
 BLEND_MODES: tuple[str, ...] = ("gaussian", "gaussian_monai", "constant")
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16", "fp16", "int8")
-DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 ENGINES: tuple[str, ...] = ("torch", "openvino")
 
 
@@ -30,22 +30,27 @@ class InferenceOptions:
             (its checkpoint's preprocessing settings; 96 for the released models).
         threads: torch CPU threads for the run; ``None`` keeps the current setting.
         engine: ``"torch"``, or ``"openvino"`` to run the image encoder through OpenVINO on CPU windows
-            (:mod:`~UniversalSegLib.inference.openvino_engine`; ignored with a warning on a GPU).
+            (:mod:`~UniversalSegLib.inference.engines.openvino_engine`; ignored with a warning on a GPU).
         preprocessing: spacing, orientation, intensity window and window size to use instead of the
             model's own (``None``: the checkpoint's, else the official ones); ``roi_size`` still wins for
             the window. A value that differs from what the checkpoint says the model was trained with warns.
+        tf32: TensorFloat-32 on CUDA GPUs for this run (:mod:`~UniversalSegLib.inference.tf32`): ``True``
+            (the default, the official code's behaviour: float32 convolutions and matrix products on TF32
+            tensor cores), ``False`` (strict IEEE float32, slower), ``None`` (leave the process's PyTorch
+            settings as they are). No effect on CPUs.
     """
 
     overlap: float = 0.5
     blend: str = "gaussian"
     sw_batch_size: int = 1
     precision: str = "fp32"
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
     postprocess: bool = True
     roi_size: int | None = None
     threads: int | None = None
     engine: str = "torch"
     preprocessing: PreprocessingSettings | None = None
+    tf32: bool | None = True
 
     def __post_init__(self) -> None:
         self.validate()
@@ -60,7 +65,7 @@ class InferenceOptions:
             raise InferenceError(f"sw_batch_size must be >= 1, got {self.sw_batch_size}")
         if self.precision not in PRECISIONS:
             raise InferenceError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.device.split(":")[0] not in DEVICES:
+        if not is_device_name(self.device):
             raise InferenceError(f"device must be one of {DEVICES} (or 'cuda:N'), got {self.device!r}")
         if self.roi_size is not None and int(self.roi_size) < 1:
             raise InferenceError(f"roi_size must be >= 1, got {self.roi_size}")
@@ -72,6 +77,8 @@ class InferenceOptions:
             )
         if self.threads is not None and int(self.threads) < 1:
             raise InferenceError(f"threads must be >= 1 or None, got {self.threads}")
+        if not (self.tf32 is None or isinstance(self.tf32, bool)):
+            raise InferenceError(f"tf32 must be True, False or None, got {self.tf32!r}")
         if self.preprocessing is not None and not isinstance(self.preprocessing, PreprocessingSettings):
             raise InferenceError(
                 "preprocessing must be a PreprocessingSettings or None, "

@@ -22,6 +22,7 @@ from .device import (
     resolve_device,
     run_with_oom_fallback,
 )
+from .engines.selection import choose_engine
 from .errors import InferenceError, SegmentationCancelled
 from .feature_cache import FeatureCache
 from .feature_session import FeatureSession
@@ -33,6 +34,7 @@ from .preprocessing_choice import choose_preprocessing
 from .preprocessing_settings import PreprocessingSettings
 from .resampling import mask_to_input_grid
 from .sliding_window import Predictor, sliding_window_logits
+from .tf32 import tf32_mode
 
 logger = logging.getLogger(__name__)
 
@@ -176,48 +178,6 @@ def _check_cancel(cancel: threading.Event | None, stage: str) -> None:
         raise SegmentationCancelled(f"cancelled before {stage}")
 
 
-def _effective_engine(
-    model: Predictor, options: InferenceOptions, device: torch.device, warnings: list[str]
-) -> str:
-    """``openvino`` where it can run (a UniversalModel on the CPU), else ``torch`` with a warning."""
-    if options.engine != "openvino":
-        return "torch"
-    if device.type != "cpu":
-        warnings.append(f"engine openvino runs on the CPU only; used torch on {device}")
-        return "torch"
-    if not hasattr(model, "image_features"):
-        warnings.append("engine openvino needs a UniversalModel; used torch for this predictor")
-        return "torch"
-    return "openvino"
-
-
-def _engine_predictor(
-    model: Predictor,
-    engine: str,
-    options: InferenceOptions,
-    precision: str,
-    reporter: ProgressReporter,
-    cancel: threading.Event | None = None,
-) -> Predictor:
-    """``model`` itself, or its OpenVINO-compiled form for ``engine="openvino"`` (a first conversion stops
-    as soon as ``cancel`` is set)."""
-    if engine != "openvino":
-        return model
-    from .openvino_engine import OpenVINOPredictor, compiled_encoder
-
-    reporter("compile", 0, 1)
-    compiled = compiled_encoder(
-        model,
-        [int(options.roi_size)] * 3,
-        precision,
-        threads=options.threads,
-        status=lambda message: reporter("compile", 0, 1, message),
-        cancel=cancel,
-    )
-    reporter("compile", 1, 1)
-    return OpenVINOPredictor(model, compiled)
-
-
 def _predict_masks(
     prepared: PreprocessedImage,
     model: Predictor,
@@ -245,15 +205,15 @@ def _predict_masks(
         stats.clear()
         stats["device"] = attempt.device
         with _model_prepared(model, attempt.device, attempt.sw_batch_size):
-            engine = _effective_engine(model, options, attempt.device, warnings)
+            engine = choose_engine(model, options, attempt.device, warnings)
             torch_precision = autocast_precision(precision, attempt.device)
-            if precision == "int8" and engine != "openvino":
+            if precision == "int8" and engine.name != "openvino":
                 warnings.append(f"precision int8 needs the OpenVINO engine; ran {torch_precision} in PyTorch")
-            run_precision = precision if engine == "openvino" else torch_precision
-            source = features.source(attempt, engine, run_precision, reporter) if features else None
+            run_precision = precision if engine.name == "openvino" else torch_precision
+            source = features.source(attempt, engine.name, run_precision, reporter) if features else None
             predictor = source.replay() if source is not None else None
             if predictor is None:
-                predictor = _engine_predictor(model, engine, options, precision, reporter, cancel)
+                predictor = engine.predictor(model, options, attempt.device, precision, reporter, cancel)
                 if source is not None:
                     predictor = source.recording(predictor)
             stats["reused"] = source is not None and source.reused
@@ -336,7 +296,7 @@ def segment(
     warnings: list[str] = []
     start = time.perf_counter()
 
-    with _torch_threads(options.threads):
+    with _torch_threads(options.threads), tf32_mode(options.tf32):
         _check_cancel(cancel, "preprocessing")
         reporter("preprocess", 0, 1)
         choice = choose_preprocessing(model, options)  # the checkpoint's settings unless overridden

@@ -23,14 +23,12 @@ CPU-without-bf16 presets.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass
 
+from ..run_choices import DEFAULT_SPEED, SPEED_MODES
+from .cpu_features import cpu_has_fast_bf16
 from .errors import InferenceError, optional_package_installed
 from .options import InferenceOptions
-
-SPEED_MODES: tuple[str, ...] = ("faithful", "balanced", "fast")
-DEFAULT_SPEED = "faithful"
 
 
 @dataclass(frozen=True)
@@ -124,17 +122,6 @@ _CUDA = {
 _MPS = _CPU_TORCH_WITHOUT_BF16
 
 
-@functools.cache
-def cpu_has_fast_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (oneDNN with AVX512-BF16 or AMX), so bf16 autocast pays."""
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def check_speed_mode(mode: str) -> str:
     """``mode`` when it is a known speed mode.
 
@@ -197,7 +184,7 @@ def options_for_speed(
         overlap, precision, sw_batch_size, engine: override the preset when not ``None``.
         fields: any other :class:`InferenceOptions` field (``blend``, ``postprocess``, ``roi_size``, ...).
     """
-    from .device import resolve_device
+    from .device import resolve_device  # imports torch: not needed to read the presets
 
     unknown = set(fields) - {f.name for f in dataclasses.fields(InferenceOptions)}
     if unknown:

@@ -13,8 +13,10 @@ from UniversalSegLib.model.class_names import default_class_names
 from UniversalSegLib.model.dynamic_heads import NUM_DYNAMIC_PARAMS, apply_dynamic_heads
 from UniversalSegLib.model.swin_backbone import SwinUNETRBackbone
 from UniversalSegLib.model.unet_backbone import UNet3DBackbone
+from UniversalSegLib.run_choices import MODEL_NAMES
 
-BACKBONES: tuple[str, ...] = ("swinunetr", "unet")
+#: The backbones this model builds: the released models (declared once in ``UniversalSegLib.run_choices``).
+BACKBONES: tuple[str, ...] = MODEL_NAMES
 ENCODINGS: tuple[str, ...] = ("word_embedding", "rand_embedding")
 TEXT_EMBEDDING_DIM = 512
 TASK_EMBEDDING_DIM = 256

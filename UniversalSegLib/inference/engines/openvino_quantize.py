@@ -1,7 +1,7 @@
 """int8 post-training quantization of the converted encoder with NNCF (``--speed fast`` on CPUs).
 
 NNCF (OpenVINO's quantization library) inserts int8 quantizers after a calibration pass over a few
-windows of the synthetic abdomen CT (:mod:`~UniversalSegLib.inference.calibration`). Before that, each
+windows of the synthetic abdomen CT (:mod:`~UniversalSegLib.inference.engines.calibration`). Before that, each
 convolution that reads a decoder's concatenation is split into one convolution per concatenated input
 (:func:`split_concatenated_convolutions`), so the upsampled features and the skip connection get an int8
 scale each. What stays in floating point was chosen by measuring the flipped voxels of each variant on the
@@ -24,7 +24,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from .errors import InferenceError, import_optional
+from ..errors import InferenceError, import_optional
 
 #: Part of the stored folder's name: a new scheme never reads an int8 model made by an older one.
 QUANTIZATION_VERSION = "2"

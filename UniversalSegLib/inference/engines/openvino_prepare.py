@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from queue import Empty, Queue
 
-from .errors import InferenceError, SegmentationCancelled
-from .openvino_engine import ENCODER_FILE
+from ..errors import InferenceError, SegmentationCancelled
+from .openvino_convert import ENCODER_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ atexit.register(_remove_kept)
 
 def _run_child(staging: Path, cancel: threading.Event | None, status: Callable[[str], None] | None) -> None:
     """Run the child on ``staging/request.json``; end it as soon as ``cancel`` is set."""
-    library_root = str(Path(__file__).resolve().parents[2])
+    library_root = str(Path(__file__).resolve().parents[3])  # the folder that holds UniversalSegLib/
     environment = dict(os.environ)
     environment["PYTHONPATH"] = os.pathsep.join(filter(None, [library_root, environment.get("PYTHONPATH")]))
     error_log = staging / "child-stderr.txt"
@@ -259,7 +259,7 @@ def _child_main(request_file: str) -> None:
     request = json.loads(Path(request_file).read_text(encoding="utf-8"))
     sys.path.extend(entry for entry in request["sys_path"] if entry not in sys.path)
     try:
-        from .openvino_engine import convert_encoder, require_openvino, save_encoder
+        from .openvino_convert import convert_encoder, require_openvino, save_encoder
 
         ov = require_openvino()  # switches telemetry off before OpenVINO is imported
         staging = Path(request["staging"])

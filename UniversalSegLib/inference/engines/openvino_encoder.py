@@ -1,23 +1,15 @@
-"""OpenVINO CPU engine: the class-independent image encoder compiled by OpenVINO, the text heads in PyTorch.
-
-On a 2-core AVX512-BF16 CPU, a Swin UNETR window with 8 classes takes 4.5 s in fp32 (PyTorch: 8.4 s; masks
-equal up to float rounding) and 2.2 s in bf16 (docs/speed.md). The encoder (backbone, global feature,
-pre-head convolution: :meth:`UniversalModel.image_features`) does not depend on the selected classes, so
-one converted model serves every class selection; the tiny per-class heads (:meth:`class_logits`) stay
-in PyTorch.
+"""The converted encoder's cache: stored once per (weights, window size, OpenVINO version), compiled per run.
 
 Converting takes about a minute (in a child process, so that a cancel stops it at once:
-:mod:`~UniversalSegLib.inference.openvino_prepare`), so the converted model is stored in
-``<home>/openvino/<key>/encoder.xml`` (``home`` = ``$UNIVERSALSEG_HOME`` or the per-user data folder,
-beside the weights),
-where ``key`` hashes the encoder weights, the window size, the OpenVINO version and this file's format
-version; later runs only load it. OpenVINO's own cache keeps the compiled form in
-``<key>/compiled/<precision>-threads<n>``, so a later run starts in about 0.5 s instead of compiling for
-about 9 s. Compiled models are also kept in memory for the life of the process (the Slicer session).
+:mod:`.openvino_prepare`), so the converted model is stored in ``<home>/openvino/<key>/encoder.xml``
+(``home`` = ``$UNIVERSALSEG_HOME`` or the per-user data folder, beside the weights), where ``key`` hashes the
+encoder weights, the window size, the OpenVINO version and this file's format version; later runs only
+load it. OpenVINO's own cache keeps the compiled form in ``<key>/compiled/<precision>-threads<n>``, so a
+later run starts in about 0.5 s instead of compiling for about 9 s. Compiled models are also kept in memory
+for the life of the process (the Slicer session).
 
 ``precision="int8"`` (the ``fast`` speed mode on CPUs) quantizes the stored model's convolutions once with
-NNCF (:mod:`~UniversalSegLib.inference.openvino_quantize`, about 1.5 minutes) and keeps the result in
-``<key>/int8-v<n>/``: 1.3-1.5 s per window instead of 2.0-2.2 s in bf16 (docs/speed.md).
+NNCF (:mod:`.openvino_quantize`, about 1.5 minutes) and keeps the result in ``<key>/int8-v<n>/``.
 """
 
 from __future__ import annotations
@@ -26,7 +18,6 @@ import hashlib
 import logging
 import os
 import threading
-import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,13 +25,16 @@ from typing import Any
 
 import torch
 
-from ..model.dynamic_heads import apply_dynamic_heads_by_chunks
-from .errors import InferenceError, import_optional
+from ...cache_paths import openvino_folder
+from ..device import autocast_precision
+from ..errors import InferenceError
+from .openvino_convert import ENCODER_FILE, require_openvino
+from .openvino_prepare import prepare_encoder_files
+from .openvino_quantize import INT8_FOLDER
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = "1"
-ENCODER_FILE = "encoder.xml"
 COMPILED_FOLDER = "compiled"
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "bf16"}
 _COMPILED: dict[tuple[str, str, int | None], Any] = {}
@@ -53,19 +47,8 @@ _UNUSED_STATE = frozenset({"running_mean", "running_var", "num_batches_tracked"}
 StatusCallback = Callable[[str], None]
 
 
-def require_openvino() -> Any:
-    """The ``openvino`` module, or an :class:`InferenceError` that says how to install it."""
-    return import_optional(
-        "openvino",
-        "engine 'openvino' needs the OpenVINO runtime: run `python -m pip install openvino`, or choose "
-        "--engine torch",
-    )
-
-
 def default_cache_dir() -> Path:
     """``<home>/openvino``: beside the weights, so that one "Clear cache" removes both."""
-    from UniversalSegLib.cache_paths import openvino_folder
-
     return openvino_folder()
 
 
@@ -75,17 +58,6 @@ def _stored_folder(
     """``<cache_dir>/<key>``: where the converted encoder of ``model`` for ``roi`` windows is stored."""
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     return folder / encoder_key(model, roi, ov.__version__)
-
-
-class _Encoder(torch.nn.Module):
-    """``x -> (global image feature, head features)``: the part of the model that OpenVINO runs."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.image_features(x)
 
 
 def _encoder_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -128,22 +100,6 @@ def encoder_key(model: torch.nn.Module, roi: Sequence[int], openvino_version: st
     return key
 
 
-def convert_encoder(model: torch.nn.Module, roi: Sequence[int], ov: Any) -> Any:
-    """The encoder as an OpenVINO model with a static ``[1, 1, *roi]`` input (about a minute for the Swin
-    UNETR; :mod:`~UniversalSegLib.inference.openvino_prepare` runs it in a child process)."""
-    example = torch.zeros(1, 1, *[int(r) for r in roi])
-    encoder = _Encoder(model).eval()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings about shape checks that are constant here
-        return ov.convert_model(encoder, example_input=example, input=[tuple(example.shape)])
-
-
-def save_encoder(converted: Any, folder: Path, ov: Any) -> None:
-    """Save an OpenVINO model as ``folder/encoder.xml`` (and ``.bin``), weights kept in float32."""
-    folder.mkdir(parents=True, exist_ok=True)
-    ov.save_model(converted, str(folder / ENCODER_FILE), compress_to_fp16=False)
-
-
 def stored_encoder_path(
     model: torch.nn.Module,
     roi: Sequence[int],
@@ -162,8 +118,6 @@ def _encoder_file(stored: Path, precision: str) -> Path:
     """The file in a model's ``stored`` folder that ``precision`` compiles: int8 model or float model."""
     if precision != "int8":
         return stored / ENCODER_FILE
-    from .openvino_quantize import INT8_FOLDER
-
     return stored / INT8_FOLDER / ENCODER_FILE
 
 
@@ -183,7 +137,7 @@ def compiled_encoder(
         roi: window size (3 ints).
         precision: ``fp32`` (OpenVINO ``f32``), ``bf16`` (pays only on CPUs with native bf16), ``fp16``
             (run as ``bf16``: CPUs have no fast fp16 convolutions) or ``int8`` (convolutions quantized once
-            with NNCF, :mod:`~UniversalSegLib.inference.openvino_quantize`; stored next to the float model).
+            with NNCF, :mod:`.openvino_quantize`; stored next to the float model).
         threads: CPU threads (``None``: OpenVINO's default, all cores).
         cache_dir: where converted encoders are stored (default :func:`default_cache_dir`).
         status: receives a one-line message before a long conversion.
@@ -228,8 +182,6 @@ def _compile_precision(precision: str) -> str:
     """OpenVINO's ``INFERENCE_PRECISION_HINT``: int8 models compute their float parts as the run's PyTorch
     part does (:func:`~UniversalSegLib.inference.device.autocast_precision`: bf16 where the CPU has native
     bf16, else f32)."""
-    from .device import autocast_precision
-
     return _OV_PRECISION[autocast_precision(precision, torch.device("cpu"))]
 
 
@@ -255,45 +207,7 @@ def _prepared_encoder(
     target = _encoder_file(stored, precision)
     if target.is_file():
         return target
-    from .openvino_prepare import prepare_encoder_files
-
     if not (stored / ENCODER_FILE).is_file():
         _report("converting the model for the OpenVINO CPU engine (once per model, about a minute)", status)
     int8_folder = target.parent.name if precision == "int8" else None
     return prepare_encoder_files(model, roi, stored, int8_folder, cancel, status) / ENCODER_FILE
-
-
-class OpenVINOPredictor:
-    """A :class:`~UniversalSegLib.inference.sliding_window.Predictor` that runs the encoder in OpenVINO.
-
-    Windows of a batch run one at a time through the compiled encoder (static shape ``[1, 1, *roi]``);
-    the heads of the selected ``channels`` then run in PyTorch as in :meth:`UniversalModel.forward`, as
-    float32 matrix products (:func:`~UniversalSegLib.model.dynamic_heads.apply_dynamic_heads_by_chunks`:
-    0.04 s per 96³ window and 8 classes, against 0.35 s for bf16 convolutions).
-    """
-
-    def __init__(self, model: torch.nn.Module, compiled: Any) -> None:
-        self.model = model
-        self.compiled = compiled
-        self.request = compiled.create_infer_request()
-        self.num_classes = int(getattr(model, "num_classes", 0))
-
-    def __call__(self, x: torch.Tensor, channels: Sequence[int] | None = None) -> torch.Tensor:
-        return self.class_logits(*self.image_features(x), channels)
-
-    def image_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Global features ``[B, 256]`` and head features ``[B, 8, D, H, W]`` from the compiled encoder."""
-        if x.device.type != "cpu":
-            raise InferenceError(f"the OpenVINO engine runs on the CPU; got a window on {x.device}")
-        images, head_features = [], []
-        for window in x.float():
-            result = self.request.infer([window[None].contiguous().numpy()])
-            images.append(torch.from_numpy(result[0].copy()))
-            head_features.append(torch.from_numpy(result[1].copy()))
-        return torch.cat(images), torch.cat(head_features)
-
-    def class_logits(
-        self, image: torch.Tensor, head_features: torch.Tensor, channels: Sequence[int] | None = None
-    ) -> torch.Tensor:
-        """The heads of ``channels`` as float32 matrix products (one window at a time, as the model does)."""
-        return self.model.class_logits(image, head_features, channels, heads=apply_dynamic_heads_by_chunks)

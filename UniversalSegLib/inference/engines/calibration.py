@@ -60,7 +60,7 @@ def synthetic_abdomen_ct() -> sitk.Image:
 def calibration_windows(roi: int = 96, limit: int = 8) -> list[np.ndarray]:
     """Up to ``limit`` float32 windows ``[1, 1, roi, roi, roi]`` of the phantom, preprocessed the official way
     (1.5 mm RAS, intensity window, cropped to the body), at half-window steps, zero-padded at the edges."""
-    from .preprocessing import preprocess
+    from ..preprocessing import preprocess
 
     volume = preprocess(synthetic_abdomen_ct()).tensor[0].numpy()
     padded_shape = [max(roi, n) for n in volume.shape]
