@@ -39,3 +39,5 @@ def spec_dir(shared_dir: Path) -> Path:
 def _isolated_user_cache(tmp_path_factory, monkeypatch):
     """Never touch the real per-user cache from tests."""
     monkeypatch.setenv("UNIVERSALSEG_HOME", str(tmp_path_factory.getbasetemp() / "universalseg_home"))
+    # Runs keep no image features unless a test gives its own FeatureCache (each kept CT costs disk and time).
+    monkeypatch.setenv("UNIVERSALSEG_FEATURE_CACHE_GB", "0")

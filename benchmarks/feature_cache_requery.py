@@ -4,8 +4,8 @@ For each speed mode, in one run of this script and one isolated UniversalSeg hom
 
 1. fresh run: ``universalseg segment CT --classes liver liver_tumor`` (backbone + heads; keeps the image
    features in the feature cache), timed from the start of the process to the written ``.seg.nrrd``;
-2. re-query: the same command with ``--classes pancreas portal_vein`` (the heads of 2 classes only), timed
-   the same way;
+2. re-query: the same command with ``--classes pancreas portal_splenic_vein`` (the heads of 2 classes
+   only), timed the same way;
 3. with ``--check``, a fresh run of pancreas and portal vein with ``--no-feature-cache``: its masks must
    equal the re-query's (bit for bit with the default exact storage).
 
@@ -33,7 +33,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CT = REPO_ROOT.parent / "shared" / "data" / "ct" / "totalseg_example" / "example_ct.nii.gz"
 FIRST_CLASSES = ("liver", "liver_tumor")
-ADDED_CLASSES = ("pancreas", "portal_vein")
+ADDED_CLASSES = ("pancreas", "portal_splenic_vein")
 
 
 def timed_segment(

@@ -197,9 +197,9 @@ def run_child(args: argparse.Namespace) -> None:
     """One mode: segment, save probabilities/masks, print one JSON line."""
     import SimpleITK as sitk  # noqa: N813
 
-    from UniversalSegLib.inference.lean_import import import_monai_without_torchvision
+    from UniversalSegLib.inference.lean_import import import_monai_lean
 
-    import_monai_without_torchvision()  # as `universalseg segment` does
+    import_monai_lean()  # as `universalseg segment` does
     import torch
 
     from UniversalSegLib.inference import segment

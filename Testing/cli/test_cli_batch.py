@@ -172,7 +172,10 @@ def test_prefetch_reads_one_ahead_and_stops_on_cancel():
     with Prefetcher(range(5), load) as prefetcher:
         iterator = iter(prefetcher)
         first = next(iterator)
-        time.sleep(0.3)  # the thread reads item 1 meanwhile, and no further
+        deadline = time.monotonic() + 10
+        while len(started) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the thread reads item 1 while the caller works on item 0 ...
+        time.sleep(0.2)  # ... and no further
         assert (first.value, first.error, started) == (0, None, [0, 1])
         assert [loaded.value for loaded in iterator] == [10, 20, 30, 40]
 

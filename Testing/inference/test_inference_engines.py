@@ -8,6 +8,7 @@ import torch
 from UniversalSegLib.inference import InferenceError, InferenceOptions
 from UniversalSegLib.inference.engines import choose_engine, engine_named
 from UniversalSegLib.model import UniversalModel
+from UniversalSegLib.model.dynamic_heads import apply_dynamic_heads_by_chunks
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -34,16 +35,28 @@ def test_unknown_engine_names_the_known_ones() -> None:
         engine_named("tensorrt")
 
 
-def test_torch_predictor_is_the_model_and_the_heads_of_both_engines_agree(unet) -> None:
+def test_torch_heads_are_chunked_products_on_the_cpu_and_convolutions_elsewhere(unet) -> None:
     torch_engine, openvino_engine = engine_named("torch"), engine_named("openvino")
-    assert torch_engine.predictor(unet, InferenceOptions(), CPU, "fp32", None, None) is unet
+    assert torch_engine.predictor(unet, InferenceOptions(), CUDA, "fp32", None, None) is unet
+    cpu_predictor = torch_engine.predictor(unet, InferenceOptions(), CPU, "fp32", None, None)
     torch.manual_seed(1)
     image, head_features = torch.randn(2, 256), torch.randn(2, 8, 8, 8, 8)
     channels = [0, 5, 31]
     with torch.inference_mode():
-        grouped = torch_engine.class_logits(unet)(image, head_features, channels)
-        chunked = openvino_engine.class_logits(unet)(image, head_features, channels)
+        cpu_heads = torch_engine.class_logits(unet, CPU)(image, head_features, channels)
+        gpu_heads = torch_engine.class_logits(unet, CUDA)(image, head_features, channels)
+        chunked = openvino_engine.class_logits(unet, CPU)(image, head_features, channels)
         direct = unet.class_logits(image, head_features, channels)
-    assert grouped.shape == (2, 3, 8, 8, 8)
-    assert torch.equal(grouped, direct)
-    assert torch.allclose(grouped, chunked, atol=1e-4)
+        window = torch.rand(1, 1, 16, 16, 16)
+        predicted = cpu_predictor(window, channels=channels)
+        expected = unet.class_logits(
+            *unet.image_features(window), channels, heads=apply_dynamic_heads_by_chunks
+        )
+    assert cpu_heads.shape == (2, 3, 8, 8, 8)
+    assert torch.equal(cpu_heads, chunked) and torch.equal(
+        gpu_heads, direct
+    )  # replay = the engine's own heads
+    assert torch.allclose(cpu_heads, direct, atol=1e-4)
+    assert torch.equal(predicted, expected)
+    with pytest.raises(ValueError, match="channels"):
+        cpu_predictor(window, channels=[32])

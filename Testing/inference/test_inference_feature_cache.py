@@ -16,7 +16,7 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 import torch
 
-from UniversalSegLib.inference import InferenceOptions, segment
+from UniversalSegLib.inference import InferenceOptions, pipeline, segment
 from UniversalSegLib.inference.feature_cache import (
     ENTRY_FILE,
     HEAD_FEATURES_FILE,
@@ -28,6 +28,7 @@ from UniversalSegLib.inference.feature_cache import (
 )
 from UniversalSegLib.model import UniversalModel
 
+LIMIT = 10**9  # Testing/conftest.py sets a 0 GB default limit for every other test
 OPTIONS = {"roi_size": 16, "overlap": 0.0, "threads": 1, "postprocess": False}
 
 
@@ -71,10 +72,11 @@ def run(model, cache, classes, image=None, **options):
 
 
 def test_requery_runs_only_the_heads_and_equals_a_fresh_run(model, tmp_path, monkeypatch, caplog) -> None:
-    cache = FeatureCache(tmp_path)
+    cache = FeatureCache(tmp_path, limit_bytes=LIMIT)
     first = run(model, cache, [6, 1])
     assert not first.reused_features and len(cache.entries()) == 1
     counter = CountingModel(model, monkeypatch)
+    monkeypatch.setattr(pipeline, "preprocess", _no_preprocessing)  # the stored geometry replaces it
     events = []
     with caplog.at_level(logging.INFO):
         requery = segment(
@@ -95,10 +97,32 @@ def test_requery_runs_only_the_heads_and_equals_a_fresh_run(model, tmp_path, mon
         np.testing.assert_array_equal(masks_of(requery)[index], mask)  # bit for bit
 
 
+def _no_preprocessing(*args, **kwargs):
+    raise AssertionError("a re-query must not preprocess")
+
+
+def test_an_entry_gone_after_the_first_lookup_means_a_fresh_run(model, tmp_path, monkeypatch) -> None:
+    """Features found before preprocessing but missing when the window loop starts (removed meanwhile, or
+    another attempt after running out of GPU memory): the run preprocesses then and is a fresh run."""
+    cache = FeatureCache(tmp_path, limit_bytes=LIMIT)
+    run(model, cache, [1])
+    lookup, calls = FeatureCache.lookup, []
+
+    def found_once(self, key):
+        calls.append(key)
+        return lookup(self, key) if len(calls) == 1 else None
+
+    monkeypatch.setattr(FeatureCache, "lookup", found_once)
+    again = run(model, cache, [6])
+    monkeypatch.undo()
+    assert len(calls) == 2 and not again.reused_features
+    np.testing.assert_array_equal(masks_of(again)[6], masks_of(run(model, None, [6]))[6])
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_16_bit_features_are_kept_bit_for_bit(tmp_path, dtype) -> None:
     """bf16/fp16 runs keep their features in their own dtype (bf16 as raw 16-bit patterns)."""
-    cache = FeatureCache(tmp_path)
+    cache = FeatureCache(tmp_path, limit_bytes=LIMIT)
     key = FeatureKey("v", "w", {"precision": str(dtype)})
     image, head = torch.randn(3, 256).to(dtype), torch.randn(3, 8, 4, 4, 4).to(dtype)
     recorder = cache.start_recording(key, 3, (8, 4, 4, 4), dtype)
@@ -113,7 +137,8 @@ def test_16_bit_features_are_kept_bit_for_bit(tmp_path, dtype) -> None:
 
 
 def test_fp16_storage_halves_fp32_features(model, tmp_path) -> None:
-    exact, half = FeatureCache(tmp_path / "exact"), FeatureCache(tmp_path / "half", storage="fp16")
+    exact = FeatureCache(tmp_path / "exact", limit_bytes=LIMIT)
+    half = FeatureCache(tmp_path / "half", limit_bytes=LIMIT, storage="fp16")
     run(model, exact, [1])
     run(model, half, [1])
     assert half.size() < 0.55 * exact.size()
@@ -124,7 +149,7 @@ def test_fp16_storage_halves_fp32_features(model, tmp_path) -> None:
 
 
 def test_other_image_options_or_weights_miss(model, tmp_path) -> None:
-    cache = FeatureCache(tmp_path)
+    cache = FeatureCache(tmp_path, limit_bytes=LIMIT)
     run(model, cache, [1])
     assert not run(model, cache, [1], image=tiny_ct(seed=1)).reused_features
     assert not run(model, cache, [1], overlap=0.25).reused_features
@@ -146,7 +171,7 @@ def test_other_image_options_or_weights_miss(model, tmp_path) -> None:
     ],
 )
 def test_bad_entries_are_never_used(model, tmp_path, caplog, damage, reason) -> None:
-    cache = FeatureCache(tmp_path)
+    cache = FeatureCache(tmp_path, limit_bytes=LIMIT)
     run(model, cache, [1])
     entry = cache.entries()[0]
     description = json.loads((entry / ENTRY_FILE).read_text())
@@ -194,7 +219,7 @@ def test_least_recently_used_entries_are_evicted(tmp_path) -> None:
 
 
 def _write_same_entry(folder: str, start, results) -> None:
-    cache = FeatureCache(Path(folder))
+    cache = FeatureCache(Path(folder), limit_bytes=LIMIT)
     recorder = cache.start_recording(_key("same"), 2, (1, 2, 2, 2), torch.float32)
     start.wait()
     recorder.add(torch.zeros(2, 4), torch.ones(2, 1, 2, 2, 2))
@@ -213,14 +238,14 @@ def test_concurrent_writers_leave_one_valid_entry(tmp_path) -> None:
     for writer in writers:
         writer.join(60)
     assert sorted(results.get(timeout=5) for _ in writers) == [False, True]
-    cache = FeatureCache(tmp_path)
+    cache = FeatureCache(tmp_path, limit_bytes=LIMIT)
     assert [path.name for path in tmp_path.iterdir()] == [_key("same").digest]
     stored = cache.lookup(_key("same"))
     assert stored is not None and stored.window_features(0, 2)[1].sum() == 16
 
 
 def test_full_disk_keeps_the_run_and_leaves_no_partial_entry(model, tmp_path, monkeypatch, caplog) -> None:
-    cache = FeatureCache(tmp_path)
+    cache = FeatureCache(tmp_path, limit_bytes=LIMIT)
     written = []
 
     def write_until_full(recorder, array) -> None:
@@ -242,13 +267,13 @@ def test_space_reservation_failure_keeps_nothing(model, tmp_path, monkeypatch, c
 
     monkeypatch.setattr(os, "posix_fallocate", no_space, raising=False)
     with caplog.at_level(logging.WARNING):
-        assert not run(model, FeatureCache(tmp_path), [1]).reused_features
+        assert not run(model, FeatureCache(tmp_path, limit_bytes=LIMIT), [1]).reused_features
     assert "Not keeping image features" in caplog.text
     assert list(tmp_path.iterdir()) == []
 
 
 def test_no_room_on_disk_keeps_nothing(model, tmp_path, monkeypatch, caplog) -> None:
-    cache = FeatureCache(tmp_path)
+    cache = FeatureCache(tmp_path, limit_bytes=LIMIT)
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=1000))
     with caplog.at_level(logging.WARNING):

@@ -1,4 +1,5 @@
-"""The segment command imports MONAI without torchvision (less peak memory) and torchvision still works."""
+"""The segment command imports MONAI without torchvision, matplotlib and scipy.signal (less memory, a faster
+start), and each of them still imports afterwards."""
 
 from __future__ import annotations
 
@@ -7,15 +8,18 @@ import sys
 
 SCRIPT = """
 import sys
-from UniversalSegLib.inference.lean_import import import_monai_without_torchvision
-assert import_monai_without_torchvision()
+from UniversalSegLib.inference.lean_import import import_monai_lean
+assert import_monai_lean()
 assert "monai" in sys.modules and "torchvision" not in sys.modules
+assert "matplotlib" not in sys.modules and "scipy.signal" not in sys.modules
 from UniversalSegLib.model import UniversalModel
 UniversalModel("swinunetr")
 assert "torchvision" not in sys.modules
 import torchvision
 assert torchvision.__version__
-assert not import_monai_without_torchvision()  # MONAI already there: nothing to do
+import scipy.signal
+assert scipy.signal.hilbert
+assert not import_monai_lean()  # MONAI already there: nothing to do
 print("ok")
 """
 

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from UniversalSegLib.inference.engines import openvino_encoder
-from UniversalSegLib.inference.errors import SegmentationCancelled
 from UniversalSegLib.inference.engines.openvino_encoder import compiled_encoder, stored_encoder_path
+from UniversalSegLib.inference.errors import SegmentationCancelled
 from UniversalSegLib.model import UniversalModel
 from UniversalSegLib.progress import parse_progress_line
 

@@ -11,7 +11,7 @@ import SimpleITK as sitk  # noqa: N813
 import torch
 
 from UniversalSegLib.cli.main import build_parser
-from UniversalSegLib.cli.segment import options_from_args
+from UniversalSegLib.cli.run_request import options_from_args
 from UniversalSegLib.inference import InferenceError, InferenceOptions, segment
 from UniversalSegLib.inference.device import Attempt
 from UniversalSegLib.inference.feature_cache import FeatureCache

@@ -20,11 +20,13 @@ from typing import Any
 
 from UniversalSegLib import cache_paths
 
-#: What a re-query costs on 2 CPU cores, end to end (the one place these figures live).
-#: Fixed part: starting the engine, reading and preprocessing the CT, writing and importing the result.
-REQUERY_FIXED_SECONDS = 2.0 + 1.5
-#: Per sliding window and computed class: the class head, blending, post-processing and resampling.
-REQUERY_SECONDS_PER_WINDOW_AND_CLASS = 0.05
+#: What a re-query costs on 2 CPU cores, end to end (the one place these figures live; measured with
+#: benchmarks/feature_cache_requery.py, docs/speed.md). Fixed part: starting the engine (Python, torch and
+#: MONAI imports: about 5.5 s), exporting and reading the CT, loading the model, post-processing, writing
+#: and importing the result.
+REQUERY_FIXED_SECONDS = 8.0
+#: Per sliding window and computed class: the class head and blending (2.2 s for 80 windows, 2 classes).
+REQUERY_SECONDS_PER_WINDOW_AND_CLASS = 0.015
 
 
 @dataclass(frozen=True)

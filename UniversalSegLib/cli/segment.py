@@ -18,6 +18,7 @@ from pathlib import Path
 from UniversalSegLib.cli.batch import add_batch_arguments, is_batch, run_batch
 from UniversalSegLib.cli.exit_codes import CancelledRun, CliError, ExitCode, fail_with
 from UniversalSegLib.cli.progress_output import PROGRESS_MODES, ProgressPrinter
+from UniversalSegLib.cli.run_request import options_from_args, select_classes
 from UniversalSegLib.cli.writable import first_unwritable
 from UniversalSegLib.inference.options import ENGINES, PRECISIONS
 from UniversalSegLib.run_choices import (
@@ -215,43 +216,6 @@ def job_from_args(args: argparse.Namespace) -> SegmentJob:
     return job
 
 
-def options_from_args(args: argparse.Namespace):
-    """The run's ``InferenceOptions`` from ``--speed`` and the options that override it (exit code 2 when
-    invalid)."""
-    from UniversalSegLib.inference.errors import InferenceError
-    from UniversalSegLib.inference.speed import options_for_speed
-
-    with fail_with(ExitCode.USAGE, "invalid option", (InferenceError, ValueError, TypeError)):
-        return options_for_speed(
-            args.speed,
-            args.device,
-            overlap=args.overlap,
-            precision=args.precision,
-            sw_batch_size=args.sw_batch_size,
-            engine=args.engine,
-            blend=args.blend,
-            postprocess=not args.no_postprocess,
-            roi_size=args.roi_size,
-            tf32=not args.strict_fp32,
-        )
-
-
-def select_classes(refs: list[str] | None, preset: str | None) -> list[int]:
-    """Official indices for ``--classes`` / ``--preset`` (all 32 when neither); exit code 2 when unknown."""
-    from UniversalSegLib.catalog import CLASSES, UnknownClassError, resolve_classes, resolve_preset
-
-    try:
-        if preset:
-            return resolve_preset(preset)
-        if refs:
-            return resolve_classes(refs)
-    except UnknownClassError as exc:
-        raise CliError(f"{exc}\nSee `universalseg classes` for the list.", ExitCode.USAGE) from exc
-    except KeyError as exc:
-        raise CliError(str(exc.args[0]) if exc.args else str(exc), ExitCode.USAGE) from exc
-    return [info.index for info in CLASSES]
-
-
 def check_paths(job: SegmentJob, check_input: bool = True) -> None:
     """Check outputs (extension, existence, writable folder) and the input before any work."""
     from UniversalSegLib.io.atomic import file_extension
@@ -332,10 +296,10 @@ def format_timings(job: SegmentJob) -> str:
 
 
 def _execute(job: SegmentJob, printer: ProgressPrinter, cancel: threading.Event) -> None:
-    from UniversalSegLib.inference.lean_import import import_monai_without_torchvision
+    from UniversalSegLib.inference.lean_import import import_monai_lean
     from UniversalSegLib.progress import ProgressReporter
 
-    import_monai_without_torchvision()  # about 150 MiB less peak memory; this process only segments
+    import_monai_lean()  # less memory and a faster start; this process only segments
 
     reporter = ProgressReporter(callback=printer)
     timings = job.timings

@@ -85,13 +85,19 @@ def default_storage() -> str:
     return value
 
 
-def volume_digest(tensor: torch.Tensor, affine: np.ndarray) -> str:
-    """Digest of a preprocessed volume's voxels, shape, dtype and affine."""
+def image_digest(image: Any, settings: Mapping[str, Any]) -> str:
+    """Digest of a CT (voxels, pixel type, size, spacing, origin, direction) and the preprocessing settings.
+
+    Preprocessing is a function of these (and of the software versions, checked separately), so a run whose
+    digest matches needs no preprocessing to find its features.
+    """
+    import SimpleITK as sitk  # noqa: N813
+
     digest = hashlib.blake2b(digest_size=20)
-    array = tensor.detach().cpu().contiguous().numpy()
-    digest.update(f"{array.shape}{array.dtype}".encode())
-    digest.update(memoryview(array).cast("B"))
-    digest.update(np.ascontiguousarray(affine, dtype=np.float64).tobytes())
+    array = sitk.GetArrayViewFromImage(image)
+    header = (image.GetPixelIDTypeAsString(), image.GetSize(), image.GetSpacing(), image.GetOrigin())
+    digest.update(json.dumps([*header, image.GetDirection(), dict(settings)], sort_keys=True).encode())
+    digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
     return digest.hexdigest()
 
 
@@ -123,6 +129,9 @@ def software_versions(engine: str) -> dict[str, str]:
     from .. import __version__
 
     versions = {"universalseg": str(__version__), "torch": torch.__version__.split("+")[0]}
+    for package in ("monai", "SimpleITK"):  # preprocessing
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[package] = importlib.metadata.version(package)
     if engine == "openvino":
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions["openvino"] = importlib.metadata.version("openvino")  # no import: a re-query needs none
@@ -134,7 +143,7 @@ class FeatureKey:
     """What makes a run's image features reusable.
 
     Attributes:
-        volume: :func:`volume_digest` of the preprocessed volume.
+        volume: :func:`image_digest` of the CT and its preprocessing settings.
         weights: :func:`model_fingerprint` of the model.
         settings: options that change the features (window size, overlap, windows per pass, engine,
             precision, device kind, storage mode).
@@ -163,6 +172,8 @@ class StoredFeatures:
         compute_dtype: the dtype the head features had in the run (what the heads read).
         stored_dtype: the dtype they are kept in.
         image_dtype: the dtype the global image features had (kept as float32, which holds it exactly).
+        geometry: the preprocessed grid (``shape``, ``affine``, ``crop_start``, ``crop_end``,
+            ``resampled_shape``), so that a re-query needs no preprocessing.
     """
 
     path: Path
@@ -172,6 +183,7 @@ class StoredFeatures:
     image_dtype: torch.dtype
     head_features: np.ndarray
     image_features: np.ndarray
+    geometry: dict[str, Any] = field(default_factory=dict)
 
     def window_features(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Global features ``[n, 256]`` and head features ``[n, 8, r, r, r]`` of windows ``start:stop``."""
@@ -209,6 +221,7 @@ class FeatureRecorder:
     head_shape: tuple[int, ...]
     compute_dtype: torch.dtype
     stored_dtype: torch.dtype
+    geometry: dict[str, Any] = field(default_factory=dict)
     partial: Path = field(init=False)
     written: int = field(default=0, init=False)
     _images: list[np.ndarray] = field(default_factory=list, init=False)
@@ -267,6 +280,7 @@ class FeatureRecorder:
                 "compute_dtype": _DTYPE_NAMES[self.compute_dtype],
                 "image_dtype": _DTYPE_NAMES[self.image_dtype],
                 "stored_dtype": _DTYPE_NAMES[self.stored_dtype],
+                "prepared": self.geometry,
                 "created": time.time(),
             }
             with open(self.partial / ENTRY_FILE, "w", encoding="utf-8") as stream:
@@ -376,7 +390,12 @@ class FeatureCache:
         return stored
 
     def start_recording(
-        self, key: FeatureKey, windows: int, head_shape: tuple[int, ...], compute_dtype: torch.dtype
+        self,
+        key: FeatureKey,
+        windows: int,
+        head_shape: tuple[int, ...],
+        compute_dtype: torch.dtype,
+        geometry: Mapping[str, Any] | None = None,
     ) -> FeatureRecorder | None:
         """A recorder for a new entry, or None (with a log line) when it cannot or should not be kept."""
         stored_dtype = self.stored_dtype(compute_dtype)
@@ -402,7 +421,10 @@ class FeatureCache:
                     self.folder,
                 )
                 return None
-            return FeatureRecorder(self, key, windows, tuple(head_shape), compute_dtype, stored_dtype)
+            shape = tuple(head_shape)
+            return FeatureRecorder(
+                self, key, windows, shape, compute_dtype, stored_dtype, dict(geometry or {})
+            )
         except OSError as exc:
             logger.warning("Not keeping image features for later questions: %s", exc)
             return None
@@ -460,6 +482,7 @@ def _open_entry(path: Path, key: FeatureKey) -> StoredFeatures:
         stored_dtype = _DTYPES_BY_NAME[entry["stored_dtype"]]
         windows = int(entry["windows"])
         head_shape = tuple(int(side) for side in entry["head_shape"])
+        geometry = dict(entry["prepared"])
     except (KeyError, TypeError, ValueError) as exc:
         raise FeatureCacheError(f"its description is incomplete ({exc})") from exc
     try:
@@ -473,7 +496,7 @@ def _open_entry(path: Path, key: FeatureKey) -> StoredFeatures:
             f"its files do not match its description (head features {head.shape} {head.dtype}, "
             f"expected {(windows, *head_shape)} {expected_dtype})"
         )
-    return StoredFeatures(path, windows, compute_dtype, stored_dtype, image_dtype, head, image)
+    return StoredFeatures(path, windows, compute_dtype, stored_dtype, image_dtype, head, image, geometry)
 
 
 def _last_used(path: Path) -> float:

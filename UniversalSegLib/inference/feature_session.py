@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import SimpleITK as sitk  # noqa: N813
 import torch
 
 from ..progress import ProgressReporter
@@ -16,13 +18,14 @@ from .feature_cache import (
     FeatureCacheError,
     FeatureKey,
     StoredFeatures,
+    image_digest,
     model_fingerprint,
     software_versions,
-    volume_digest,
 )
 from .feature_predictors import RecordingPredictor, ReplayPredictor, splits_features
 from .options import InferenceOptions
 from .preprocessing import PreprocessedImage
+from .preprocessing_settings import PreprocessingSettings
 from .sliding_window import Predictor, count_windows
 from .tf32 import tf32_state
 
@@ -47,7 +50,8 @@ class FeatureSource:
         if self.stored is None:
             return None
         engine = engine_named(self.key.settings["engine"])
-        return ReplayPredictor(self.stored, engine.class_logits(self.session.model))
+        device = torch.device(self.key.settings["device"])
+        return ReplayPredictor(self.stored, engine.class_logits(self.session.model, device))
 
     def recording(self, predictor: Predictor) -> Predictor:
         """``predictor``, recording its image features into a new entry when it exposes them."""
@@ -57,7 +61,7 @@ class FeatureSource:
         cache, key, windows = self.session.cache, self.key, self.session.windows
 
         def start(dtype: torch.dtype, head_shape: tuple[int, ...]):
-            return cache.start_recording(key, windows, head_shape, dtype)
+            return cache.start_recording(key, windows, head_shape, dtype, self.session.geometry)
 
         self.recording_predictor = RecordingPredictor(predictor, start)
         return self.recording_predictor
@@ -85,18 +89,30 @@ class FeatureSource:
 
 @dataclass
 class FeatureSession:
-    """The cache, the model and the preprocessed volume of one run (digests computed once)."""
+    """The cache, the model and the CT of one run (digests computed once).
+
+    Attributes:
+        volume: :func:`~UniversalSegLib.inference.feature_cache.image_digest` of the CT and its preprocessing.
+        weights: the model's fingerprint.
+        windows, geometry: the preprocessed grid's window count and geometry (:meth:`set_prepared`).
+    """
 
     cache: FeatureCache
     model: Any
     options: InferenceOptions
-    windows: int
     volume: str
     weights: str
+    windows: int = 0
+    geometry: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def open(
-        cls, cache: FeatureCache | None, model: Any, prepared: PreprocessedImage, options: InferenceOptions
+        cls,
+        cache: FeatureCache | None,
+        model: Any,
+        image: sitk.Image,
+        settings: PreprocessingSettings,
+        options: InferenceOptions,
     ) -> FeatureSession | None:
         """A session, or None when there is no cache or the model cannot split its features."""
         if cache is None:
@@ -104,20 +120,35 @@ class FeatureSession:
         if not isinstance(model, torch.nn.Module) or not splits_features(model):
             logger.info("The feature cache needs a UniversalModel; this predictor's features are not kept")
             return None
-        roi = [int(options.roi_size)] * 3
-        return cls(
-            cache=cache,
-            model=model,
-            options=options,
-            windows=count_windows(prepared.tensor.shape[-3:], roi, options.overlap),
-            volume=volume_digest(prepared.tensor, prepared.affine),
-            weights=model_fingerprint(model),
+        volume = image_digest(image, settings.to_metadata())
+        return cls(cache=cache, model=model, options=options, volume=volume, weights=model_fingerprint(model))
+
+    def set_prepared(self, prepared: PreprocessedImage) -> None:
+        """Note the preprocessed grid (window count for recording, geometry for later re-queries)."""
+        roi = [int(self.options.roi_size)] * 3
+        self.windows = count_windows(prepared.shape, roi, self.options.overlap)
+        self.geometry = {
+            "shape": list(prepared.shape),
+            "affine": np.asarray(prepared.affine, dtype=np.float64).tolist(),
+            "crop_start": list(prepared.crop_start),
+            "crop_end": list(prepared.crop_end),
+            "resampled_shape": list(prepared.resampled_shape),
+        }
+
+    def placeholder(self, stored: StoredFeatures, settings: PreprocessingSettings) -> PreprocessedImage:
+        """The preprocessed grid of ``stored`` with zero voxels: a replay reads no voxel, only positions."""
+        geometry = stored.geometry
+        return PreprocessedImage(
+            tensor=torch.zeros((1, *geometry["shape"]), dtype=torch.float32),
+            affine=np.asarray(geometry["affine"], dtype=np.float64),
+            crop_start=tuple(geometry["crop_start"]),
+            crop_end=tuple(geometry["crop_end"]),
+            resampled_shape=tuple(geometry["resampled_shape"]),
+            settings=settings,
         )
 
-    def source(
-        self, attempt: Attempt, engine: str, precision: str, reporter: ProgressReporter
-    ) -> FeatureSource:
-        """Look the attempt's key up (reporting a hit) and return what replays or records it."""
+    def key(self, attempt: Attempt, engine: str, precision: str) -> FeatureKey:
+        """The key of an attempt's features (call it inside the run: it reads the TF32 state in force)."""
         settings = {
             "roi_size": int(self.options.roi_size),
             "overlap": float(self.options.overlap),
@@ -129,7 +160,17 @@ class FeatureSession:
             # TF32 changes CUDA features; read inside the run, where the run's setting is in force
             "tf32": tf32_state() if attempt.device.type == "cuda" else None,
         }
-        key = FeatureKey(self.volume, self.weights, settings, software_versions(engine))
+        return FeatureKey(self.volume, self.weights, settings, software_versions(engine))
+
+    def find(self, attempt: Attempt, engine: str, precision: str) -> StoredFeatures | None:
+        """The stored features for an attempt, without reporting (before preprocessing)."""
+        return self.cache.lookup(self.key(attempt, engine, precision))
+
+    def source(
+        self, attempt: Attempt, engine: str, precision: str, reporter: ProgressReporter
+    ) -> FeatureSource:
+        """Look the attempt's key up (reporting a hit) and return what replays or records it."""
+        key = self.key(attempt, engine, precision)
         stored = self.cache.lookup(key)
         if stored is not None:
             message = f"reused image features of an earlier run ({stored.windows} windows)"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,9 +23,10 @@ from .device import (
     resolve_device,
     run_with_oom_fallback,
 )
+from .engines.base import Engine
 from .engines.selection import choose_engine
 from .errors import InferenceError, SegmentationCancelled
-from .feature_cache import FeatureCache
+from .feature_cache import FeatureCache, StoredFeatures
 from .feature_session import FeatureSession
 from .geometry import check_ct_image
 from .options import InferenceOptions
@@ -178,6 +180,44 @@ def _check_cancel(cancel: threading.Event | None, stage: str) -> None:
         raise SegmentationCancelled(f"cancelled before {stage}")
 
 
+@dataclass
+class _RunPrecision:
+    """The engine and precisions an attempt runs with."""
+
+    engine: Engine
+    precision: str  # what the engine runs (int8 for OpenVINO's int8 model)
+    autocast: str  # PyTorch's autocast precision around the predictor
+
+    @property
+    def key_precision(self) -> str:
+        """The precision that made the features (the feature cache's key)."""
+        return self.precision if self.engine.name == "openvino" else self.autocast
+
+
+def _run_precision(
+    model: Predictor, options: InferenceOptions, device: torch.device, warnings: list[str]
+) -> _RunPrecision:
+    """The engine that can run ``model`` on ``device`` and the precisions it uses (fallbacks warned)."""
+    precision = precision_for_device(options.precision, device)
+    if precision != options.precision:
+        warnings.append(f"precision {options.precision} is not used on {device}; ran {precision}")
+    engine = choose_engine(model, options, device, warnings)
+    autocast = autocast_precision(precision, device)
+    if precision == "int8" and engine.name != "openvino":
+        warnings.append(f"precision int8 needs the OpenVINO engine; ran {autocast} in PyTorch")
+    return _RunPrecision(engine, precision, autocast)
+
+
+def _first_attempt_features(
+    features: FeatureSession, model: Predictor, options: InferenceOptions
+) -> StoredFeatures | None:
+    """The stored features the first attempt would replay (looked up before preprocessing)."""
+    device = resolve_device(options.device)
+    attempt = fallback_attempts(device, options.sw_batch_size)[0]
+    run = _run_precision(model, options, attempt.device, [])
+    return features.find(attempt, run.engine.name, run.key_precision)
+
+
 def _predict_masks(
     prepared: PreprocessedImage,
     model: Predictor,
@@ -189,37 +229,37 @@ def _predict_masks(
     stats: dict[str, float],
     probabilities: dict[int, np.ndarray] | None = None,
     features: FeatureSession | None = None,
+    prepare: Callable[[], PreprocessedImage] | None = None,
 ) -> dict[int, np.ndarray]:
     """Sliding window on the best device that has the memory, then ``sigmoid > 0.5`` per class.
 
     ``stats`` receives ``network`` seconds, ``windows`` and ``reused`` (image features replayed from
     ``features``); ``probabilities`` (when given) the float16 probabilities. One channel at a time is
-    turned into a mask, so no extra full-volume float copy of all channels is made.
+    turned into a mask, so no extra full-volume float copy of all channels is made. ``prepared`` may be a
+    placeholder (stored geometry, no voxels) when the features are expected from the cache: an attempt that
+    misses them then preprocesses with ``prepare``.
     """
     channels = [index - 1 for index in computed]
 
     def run(attempt: Attempt) -> dict[int, np.ndarray]:
-        precision = precision_for_device(options.precision, attempt.device)
-        if precision != options.precision:
-            warnings.append(f"precision {options.precision} is not used on {attempt.device}; ran {precision}")
         stats.clear()
         stats["device"] = attempt.device
         with _model_prepared(model, attempt.device, attempt.sw_batch_size):
-            engine = choose_engine(model, options, attempt.device, warnings)
-            torch_precision = autocast_precision(precision, attempt.device)
-            if precision == "int8" and engine.name != "openvino":
-                warnings.append(f"precision int8 needs the OpenVINO engine; ran {torch_precision} in PyTorch")
-            run_precision = precision if engine.name == "openvino" else torch_precision
-            source = features.source(attempt, engine.name, run_precision, reporter) if features else None
+            run = _run_precision(model, options, attempt.device, warnings)
+            engine, precision, torch_precision = run.engine, run.precision, run.autocast
+            source = features.source(attempt, engine.name, run.key_precision, reporter) if features else None
             predictor = source.replay() if source is not None else None
+            volume = prepared
             if predictor is None:
+                if prepare is not None:
+                    volume = prepare()  # the features were expected from the cache but are not there
                 predictor = engine.predictor(model, options, attempt.device, precision, reporter, cancel)
                 if source is not None:
                     predictor = source.recording(predictor)
             stats["reused"] = source is not None and source.reused
             try:
                 logits = sliding_window_logits(
-                    prepared.tensor[None],
+                    volume.tensor[None],
                     predictor,
                     channels,
                     roi_size=options.roi_size,
@@ -302,7 +342,15 @@ def segment(
         choice = choose_preprocessing(model, options)  # the checkpoint's settings unless overridden
         options = choice.run_options(options)
         warnings.extend(choice.warnings)
-        prepared = preprocess(image, choice.settings)
+        features = FeatureSession.open(feature_cache, model, image, choice.settings, options)
+        stored = _first_attempt_features(features, model, options) if features is not None else None
+        prepare = functools.cache(lambda: preprocess(image, choice.settings))
+        if stored is not None:  # a re-query: the stored geometry replaces preprocessing
+            prepared = features.placeholder(stored, choice.settings)
+        else:
+            prepared, prepare = prepare(), None
+        if features is not None:
+            features.set_prepared(prepared)
         reporter("preprocess", 1, 1)
         timings["preprocess"] = time.perf_counter() - start
         logger.info("Preprocessing: %s; %s -> %s voxels", choice.describe(), image.GetSize(), prepared.shape)
@@ -311,9 +359,18 @@ def segment(
         stage_start = time.perf_counter()
         stats: dict = {}
         probabilities: dict[int, np.ndarray] | None = {} if keep_probabilities else None
-        features = FeatureSession.open(feature_cache, model, prepared, options)
         masks = _predict_masks(
-            prepared, model, computed, options, reporter, cancel, warnings, stats, probabilities, features
+            prepared,
+            model,
+            computed,
+            options,
+            reporter,
+            cancel,
+            warnings,
+            stats,
+            probabilities,
+            features=features,
+            prepare=prepare,
         )
         timings["inference"] = time.perf_counter() - stage_start
         timings["network"] = float(stats.get("network", 0.0))

@@ -45,7 +45,7 @@ class Engine(Protocol):
         OpenVINO conversion, say) reports on ``reporter`` and stops as soon as ``cancel`` is set."""
         ...
 
-    def class_logits(self, model: Any) -> ClassLogits:
-        """The class heads exactly as this engine's predictor computes them, for answering a re-query from
-        stored image features without running the encoder (the feature cache)."""
+    def class_logits(self, model: Any, device: torch.device) -> ClassLogits:
+        """The class heads exactly as this engine's predictor computes them on ``device``, for answering a
+        re-query from stored image features without running the encoder (the feature cache)."""
         ...

@@ -68,7 +68,7 @@ class OpenVINOEngine:
         reporter("compile", 1, 1)
         return OpenVINOPredictor(model, compiled)
 
-    def class_logits(self, model: Any) -> ClassLogits:
+    def class_logits(self, model: Any, device: torch.device) -> ClassLogits:
         return openvino_class_logits(model)
 
 
