@@ -64,16 +64,17 @@ def test_two_ranks_share_a_batch_and_agree_on_the_summary(unet_checkpoint, tmp_p
         environment.update(
             MASTER_ADDR="127.0.0.1", MASTER_PORT=port, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES=""
         )
-        processes.append(
-            subprocess.Popen(
-                command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-            )
-        )
+        log = (tmp_path / f"rank{rank}.log").open("w")  # files, not pipes: nothing can block on a full pipe
+        processes.append(subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT))
     results = []
     try:
-        for process in processes:
-            _, stderr = process.communicate(timeout=240)
-            results.append((process.returncode, stderr))
+        for rank, process in enumerate(processes):
+            try:
+                process.wait(timeout=240)
+            except subprocess.TimeoutExpired:
+                logs = [(tmp_path / f"rank{r}.log").read_text() for r in range(2)]
+                pytest.fail(f"rank {rank} did not finish in 240 s; logs:\n" + "\n---\n".join(logs))
+            results.append((process.returncode, (tmp_path / f"rank{rank}.log").read_text()))
     finally:
         for process in processes:
             if process.poll() is None:
