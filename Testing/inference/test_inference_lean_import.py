@@ -1,5 +1,5 @@
-"""The segment command imports MONAI without torchvision, matplotlib and scipy.signal (less memory, a faster
-start), and each of them still imports afterwards."""
+"""The segment command imports MONAI without torchvision, matplotlib, scipy.signal and scikit-learn (less
+memory, a faster start), and each of them still imports afterwards."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 from UniversalSegLib.inference.lean_import import import_monai_lean
 assert import_monai_lean()
 assert "monai" in sys.modules and "torchvision" not in sys.modules
-assert "matplotlib" not in sys.modules and "scipy.signal" not in sys.modules
+assert not {"matplotlib", "scipy.signal", "sklearn"} & set(sys.modules)
 from UniversalSegLib.model import UniversalModel
 UniversalModel("swinunetr")
 assert "torchvision" not in sys.modules

@@ -330,14 +330,16 @@ def _execute(job: SegmentJob, printer: ProgressPrinter, cancel: threading.Event)
     from UniversalSegLib.inference.errors import InferenceError
 
     json_reporter = reporter if printer.mode == "json" else None
-    _announce_estimate(job, image, model, json_reporter, preprocessing.settings)
+    feature_cache = _feature_cache(job)
+    if not _announce_reuse(job, image, model, feature_cache, json_reporter):
+        _announce_estimate(job, image, model, json_reporter, preprocessing.settings)
     _check_cancel(cancel)
     with (
         _timed(timings, "segment"),
         fail_with(ExitCode.INPUT, "cannot segment this image", (InferenceError,)),
     ):
         result = segment(
-            image, model, job.classes, job.options, reporter, cancel, feature_cache=_feature_cache(job)
+            image, model, job.classes, job.options, reporter, cancel, feature_cache=feature_cache
         )
     job.engine_timings = dict(getattr(result, "timings", {}) or {})
     _record_rate(job, model, result)
@@ -362,6 +364,28 @@ def _execute(job: SegmentJob, printer: ProgressPrinter, cancel: threading.Event)
             print(table, flush=True)
         else:
             logger.info("Statistics:\n%s", table)
+
+
+def _announce_reuse(job: SegmentJob, image, model, feature_cache, reporter) -> bool:
+    """When the run will reuse stored image features, say so instead of a full run's estimate (which could
+    probe the network or check an OpenVINO conversion: seconds a re-query should not spend)."""
+    from UniversalSegLib.inference.pipeline import stored_features_for
+
+    if feature_cache is None:
+        return False
+    try:
+        stored = stored_features_for(image, model, job.options, feature_cache)
+    except Exception as exc:  # noqa: BLE001 - an estimate is a courtesy, never a reason to fail
+        logger.debug("no feature cache check: %s", exc)
+        return False
+    if stored is None:
+        return False
+    windows = stored.windows
+    message = f"Estimated time: seconds (reuses the image features of an earlier run, {windows} windows)"
+    logger.info("%s", message)
+    if reporter is not None:
+        reporter("load", message=message)
+    return True
 
 
 def _announce_estimate(job: SegmentJob, image, model, reporter, settings) -> None:

@@ -1,12 +1,13 @@
 """Import MONAI without the optional packages that its unused features pull in.
 
 ``import monai`` loads every MONAI sub-package, and with them ``torchvision.models`` (for MONAI's detection
-networks, FPN backbones and ``TorchVision`` transform), ``matplotlib.pyplot`` (plotting helpers) and
-``scipy.signal`` (signal transforms, ultrasound confidence maps), none of which UniversalSeg uses. On the
-machines we measured torchvision adds about 150 MiB to the peak memory of a segmentation run
-(docs/speed.md), and matplotlib and scipy.signal about 1.5 s to its start on 2 cores (which matters most
-for a re-query answered from stored image features in a few seconds). Inference-only processes (the
-``universalseg segment`` command, which the Slicer module also runs) call :func:`import_monai_lean` first.
+networks, FPN backbones and ``TorchVision`` transform), ``matplotlib.pyplot`` (plotting helpers),
+``scipy.signal`` (signal transforms, ultrasound confidence maps) and scikit-learn (embedding-collapse
+metrics), none of which UniversalSeg uses. On the machines we measured torchvision adds about 150 MiB to the
+peak memory of a segmentation run (docs/speed.md), and the other three about 2.5 s to its start on 2 cores
+(which matters most for a re-query answered from stored image features in a few seconds). Inference-only
+processes (the ``universalseg segment`` command, which the Slicer module also runs) call
+:func:`import_monai_lean` first.
 Not for shared processes such as Slicer's own Python: there MONAI's features that need these packages
 would stay unavailable for the rest of the session.
 """
@@ -17,7 +18,7 @@ import importlib
 import sys
 
 #: Hidden while MONAI imports; each still imports normally afterwards.
-HIDDEN_PACKAGES: tuple[str, ...] = ("torchvision", "matplotlib", "scipy.signal")
+HIDDEN_PACKAGES: tuple[str, ...] = ("torchvision", "matplotlib", "scipy.signal", "sklearn")
 
 
 def import_monai_lean() -> bool:

@@ -218,6 +218,16 @@ def _first_attempt_features(
     return features.find(attempt, run.engine.name, run.key_precision)
 
 
+def stored_features_for(
+    image: sitk.Image, model: Predictor, options: InferenceOptions, feature_cache: FeatureCache | None
+) -> StoredFeatures | None:
+    """The stored image features :func:`segment` would reuse for ``image`` (None: a full run), e.g. for an
+    estimate that must not promise minutes for a re-query. Costs a digest of the CT; runs nothing."""
+    choice = choose_preprocessing(model, options)
+    features = FeatureSession.open(feature_cache, model, image, choice.settings, choice.run_options(options))
+    return _first_attempt_features(features, model, features.options) if features is not None else None
+
+
 def _predict_masks(
     prepared: PreprocessedImage,
     model: Predictor,
