@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 
@@ -22,13 +22,6 @@ class FeaturePredictor(Protocol):
     def class_logits(
         self, image: torch.Tensor, head_features: torch.Tensor, channels: Sequence[int] | None = None
     ) -> torch.Tensor: ...
-
-
-def splits_features(predictor: Any) -> bool:
-    """Whether ``predictor`` exposes ``image_features`` and ``class_logits`` (the cache needs both)."""
-    return callable(getattr(predictor, "image_features", None)) and callable(
-        getattr(predictor, "class_logits", None)
-    )
 
 
 class RecordingPredictor:

@@ -12,6 +12,7 @@ import torch
 
 from ..progress import ProgressReporter
 from .device import Attempt
+from .engines.base import splits_features
 from .engines.selection import engine_named
 from .feature_cache import (
     FeatureCache,
@@ -22,7 +23,7 @@ from .feature_cache import (
     model_fingerprint,
     software_versions,
 )
-from .feature_predictors import RecordingPredictor, ReplayPredictor, splits_features
+from .feature_predictors import RecordingPredictor, ReplayPredictor
 from .options import InferenceOptions
 from .preprocessing import PreprocessedImage
 from .preprocessing_settings import PreprocessingSettings

@@ -49,3 +49,11 @@ class Engine(Protocol):
         """The class heads exactly as this engine's predictor computes them on ``device``, for answering a
         re-query from stored image features without running the encoder (the feature cache)."""
         ...
+
+
+def splits_features(predictor: Any) -> bool:
+    """Whether ``predictor`` exposes ``image_features`` and ``class_logits`` (the CPU heads and the feature
+    cache need both)."""
+    return callable(getattr(predictor, "image_features", None)) and callable(
+        getattr(predictor, "class_logits", None)
+    )

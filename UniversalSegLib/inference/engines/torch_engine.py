@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...model.dynamic_heads import apply_dynamic_heads_by_chunks
-from .base import ClassLogits
+from .base import ClassLogits, splits_features
 
 if TYPE_CHECKING:
     import torch
@@ -23,10 +23,6 @@ if TYPE_CHECKING:
     from ...progress import ProgressReporter
     from ..options import InferenceOptions
     from ..sliding_window import Predictor
-
-
-def _splits_features(model: Any) -> bool:
-    return callable(getattr(model, "image_features", None)) and callable(getattr(model, "class_logits", None))
 
 
 class TorchSplitPredictor:
@@ -65,7 +61,7 @@ class TorchEngine:
         reporter: ProgressReporter,
         cancel: threading.Event | None,
     ) -> Predictor:
-        if device.type == "cpu" and _splits_features(model):
+        if device.type == "cpu" and splits_features(model):
             return TorchSplitPredictor(model, self.class_logits(model, device))
         return model
 
