@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_for_ranks(processes: list[subprocess.Popen], tmp_path: Path, limit: float = 240.0) -> None:
+    """Wait for every rank; fail at once with the logs when one exits and another keeps waiting for it."""
+    deadline = time.monotonic() + limit
+    first_exit = None
+    while any(process.poll() is None for process in processes):
+        now = time.monotonic()
+        if first_exit is None and any(process.poll() is not None for process in processes):
+            first_exit = now
+        lonely = first_exit is not None and now - first_exit > 30.0  # the others wait for it forever
+        if now > deadline or lonely:
+            logs = [(tmp_path / f"rank{rank}.log").read_text() for rank in range(len(processes))]
+            reason = (
+                "a rank exited and the others did not follow" if lonely else f"not finished in {limit:.0f} s"
+            )
+            pytest.fail(f"{reason}; logs:\n" + "\n---\n".join(logs))
+        time.sleep(0.2)
+
+
 @pytest.mark.slow
 def test_two_ranks_share_a_batch_and_agree_on_the_summary(unet_checkpoint, tmp_path):
     cts = tmp_path / "cts"
@@ -66,19 +85,16 @@ def test_two_ranks_share_a_batch_and_agree_on_the_summary(unet_checkpoint, tmp_p
         )
         log = (tmp_path / f"rank{rank}.log").open("w")  # files, not pipes: nothing can block on a full pipe
         processes.append(subprocess.Popen(command, env=environment, stdout=log, stderr=subprocess.STDOUT))
-    results = []
     try:
-        for rank, process in enumerate(processes):
-            try:
-                process.wait(timeout=240)
-            except subprocess.TimeoutExpired:
-                logs = [(tmp_path / f"rank{r}.log").read_text() for r in range(2)]
-                pytest.fail(f"rank {rank} did not finish in 240 s; logs:\n" + "\n---\n".join(logs))
-            results.append((process.returncode, (tmp_path / f"rank{rank}.log").read_text()))
+        wait_for_ranks(processes, tmp_path)
     finally:
         for process in processes:
             if process.poll() is None:
                 process.kill()
+    results = [
+        (process.returncode, (tmp_path / f"rank{rank}.log").read_text())
+        for rank, process in enumerate(processes)
+    ]
     assert [code for code, _ in results] == [6, 6], results  # one input failed: every rank says so
     assert "Batch of 4 inputs on 2 ranks: 3 done, 0 skipped, 1 failed" in results[0][1], results[0][1]
     assert "Rank 1: 1 done, 0 skipped, 1 failed" in results[1][1], results[1][1]

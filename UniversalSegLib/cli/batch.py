@@ -29,7 +29,7 @@ from UniversalSegLib.cli.exit_codes import CancelledRun, CliError, ExitCode, fai
 from UniversalSegLib.cli.manifest import STATUS_FAILED, STATUS_OK, Manifest, ManifestEntry, options_digest
 from UniversalSegLib.cli.prefetch import Prefetched, Prefetcher
 from UniversalSegLib.cli.progress_output import ProgressPrinter, default_mode
-from UniversalSegLib.cli.writable import first_unwritable
+from UniversalSegLib.cli.writable import prove_writable
 
 logger = logging.getLogger("UniversalSegLib.cli")
 
@@ -120,7 +120,7 @@ def _output_folder(args: argparse.Namespace) -> Path:
 
 
 def _check_folder(folder: Path, items: list[BatchItem]) -> None:
-    """The output folder is no input folder and can be written."""
+    """The output folder is no input folder and can be written (it is created if missing)."""
     parents = {item.input.parent for item in items}
     if folder in parents:
         raise CliError(
@@ -128,13 +128,14 @@ def _check_folder(folder: Path, items: list[BatchItem]) -> None:
             "them for inputs)",
             ExitCode.USAGE,
         )
-    unwritable = first_unwritable([folder / "probe"])
-    if unwritable is not None:
+    try:  # the folder will hold the outputs and the manifest; every rank may create it at once
+        folder.mkdir(parents=True, exist_ok=True)
+        prove_writable(folder)
+    except OSError as error:
         raise CliError(
-            f"cannot write into {folder} ({unwritable[1].strerror or unwritable[1]}); choose a folder you "
-            "can write to",
+            f"cannot write into {folder} ({error.strerror or error}); choose a folder you can write to",
             ExitCode.OUTPUT,
-        )
+        ) from error
 
 
 @dataclass

@@ -11,23 +11,39 @@ from pathlib import Path
 PROBE_PREFIX = ".universalseg-write-test-"
 
 
-def prove_writable(folder: Path) -> None:
+def prove_writable(folder: Path, attempts: int = 3) -> None:
     """Create and remove a temporary file in ``folder``; leave the file system as it was.
 
     Missing folders are created for the test (as the writers would) and removed again afterwards.
+    Several processes may probe the same folder at once (the ranks of a distributed batch): a folder
+    that another process creates is left to it, and a folder that another process removes under us
+    is probed again.
 
     Raises:
         OSError: a folder cannot be created, or a file cannot be created in it.
     """
+    for attempt in range(attempts):
+        try:
+            _probe_once(folder.absolute())
+            return
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
+
+
+def _probe_once(folder: Path) -> None:
     missing: list[Path] = []
-    current = folder.absolute()
+    current = folder
     while not current.exists() and current != current.parent:
         missing.append(current)
         current = current.parent
     created: list[Path] = []
     try:
         for path in reversed(missing):
-            path.mkdir()
+            try:
+                path.mkdir()
+            except FileExistsError:  # another process made it meanwhile: not ours to remove
+                continue
             created.append(path)
         handle, name = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=folder)
         os.close(handle)
