@@ -34,6 +34,7 @@ WEIGHTS_FOLDER = "weights"
 OPENVINO_FOLDER = "openvino"
 EMBEDDINGS_FOLDER = "embeddings"
 FEATURES_FOLDER = "features"
+COMPILE_FOLDER = "torch_compile"
 SPEED_RATES_FILE = "speed_probe.json"
 
 
@@ -86,6 +87,11 @@ def embeddings_folder(home: Path | None = None) -> Path:
 def feature_cache_folder(home: Path | None = None) -> Path:
     """Image features kept for re-queries (:mod:`UniversalSegLib.inference.feature_cache`)."""
     return (home or home_folder()) / FEATURES_FOLDER
+
+
+def compile_folder(home: Path | None = None) -> Path:
+    """``torch.compile``'s artefacts, reused by later processes (``inference/engines/torch_compile.py``)."""
+    return (home or home_folder()) / COMPILE_FOLDER
 
 
 def speed_rates_file(home: Path | None = None) -> Path:

@@ -6,6 +6,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk  # noqa: N813
+import torch
 from monai.transforms import (
     Compose,
     CropForegroundd,
@@ -96,3 +97,16 @@ def test_bad_images_are_rejected() -> None:
         preprocess(sitk.Image([10, 10, 10], sitk.sitkVectorFloat32, 3))
     with pytest.raises(InferenceError, match="HU"):
         preprocess(sitk.Image([10, 10, 10], sitk.sitkInt16) - 1000)
+
+
+def test_preprocessing_on_a_device_gives_the_same_grid() -> None:
+    """``device`` moves the chain onto that device (CUDA in real runs; the CPU device here) and leaves
+    the result and its geometry as on the default path."""
+    image = sitk.GetImageFromArray(np.random.default_rng(0).uniform(-300, 400, (20, 24, 28)).astype(np.int16))
+    image.SetSpacing((2.0, 1.2, 0.9))
+    default = preprocess(image)
+    on_device = preprocess(image, device=torch.device("cpu"))
+    assert on_device.tensor.device.type == "cpu"
+    assert torch.equal(on_device.tensor, default.tensor)
+    np.testing.assert_array_equal(on_device.affine, default.affine)
+    assert (on_device.crop_start, on_device.crop_end) == (default.crop_start, default.crop_end)

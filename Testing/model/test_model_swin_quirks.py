@@ -115,3 +115,25 @@ def test_inference_frees_full_resolution_tensors_without_changing_numbers():
         trained.sum().backward()
     assert torch.equal(trained.detach(), reference)
     assert backbone.encoder1.layer.conv1.conv.weight.grad is not None
+
+
+def test_fused_window_attention_of_cuda_equals_monai_attention(monkeypatch):
+    """On CUDA inference the attention runs as scaled_dot_product_attention with the bias (and the shifted
+    windows' mask) as an additive mask; here the same code runs on the CPU against MONAI's attention."""
+    from UniversalSegLib.model.swin_backbone import ChunkedWindowAttention
+
+    torch.manual_seed(0)
+    model = UniversalModel("swinunetr").eval()
+    x = torch.rand(2, 1, 64, 64, 64)  # two items: the mask broadcasts over items × windows
+    calls = []
+
+    def fused_everywhere(self, x, mask):
+        calls.append(mask is not None)
+        return self.fused_forward(x, mask)
+
+    with torch.no_grad():
+        reference = model(x, channels=[0, 7, 31])
+        monkeypatch.setattr(ChunkedWindowAttention, "forward", fused_everywhere)
+        fused = model(x, channels=[0, 7, 31])
+    assert True in calls and False in calls  # shifted (masked) and plain windows both ran fused
+    torch.testing.assert_close(fused, reference, atol=1e-4, rtol=1e-5)

@@ -10,10 +10,25 @@ import argparse
 
 from UniversalSegLib.cli.exit_codes import CliError, ExitCode, fail_with
 
+#: ``--compile`` values.
+COMPILE_CHOICES = ("auto", "on", "off")
+#: ``--compile auto`` compiles for batches of at least this many CTs (per rank): Swin UNETR's first
+#: compilation takes minutes, and later processes still trace the model again (seconds), so compiling
+#: does not pay for a few CTs.
+COMPILE_AUTO_MIN_INPUTS = 16
 
-def options_from_args(args: argparse.Namespace):
-    """The run's ``InferenceOptions`` from ``--speed`` and the options that override it (exit code 2 when
-    invalid)."""
+
+def compile_wanted(choice: str, speed: str, inputs: int) -> bool:
+    """Whether ``--compile choice`` compiles the encoder for a run of ``inputs`` CTs at ``speed`` (the
+    engine compiles on CUDA GPUs only)."""
+    if choice == "auto":
+        return speed != "faithful" and inputs >= COMPILE_AUTO_MIN_INPUTS
+    return choice == "on"
+
+
+def options_from_args(args: argparse.Namespace, inputs: int = 1):
+    """The run's ``InferenceOptions`` from ``--speed`` and the options that override it, for a run of
+    ``inputs`` CTs (exit code 2 when invalid)."""
     from UniversalSegLib.inference.errors import InferenceError
     from UniversalSegLib.inference.speed import options_for_speed
 
@@ -29,6 +44,7 @@ def options_from_args(args: argparse.Namespace):
             postprocess=not args.no_postprocess,
             roi_size=args.roi_size,
             tf32=not args.strict_fp32,
+            compile=compile_wanted(getattr(args, "compile", "auto"), args.speed, inputs),
         )
 
 

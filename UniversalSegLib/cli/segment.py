@@ -18,7 +18,12 @@ from pathlib import Path
 from UniversalSegLib.cli.batch import add_batch_arguments, is_batch, run_batch
 from UniversalSegLib.cli.exit_codes import CancelledRun, CliError, ExitCode, fail_with
 from UniversalSegLib.cli.progress_output import PROGRESS_MODES, ProgressPrinter
-from UniversalSegLib.cli.run_request import options_from_args, select_classes
+from UniversalSegLib.cli.run_request import (
+    COMPILE_AUTO_MIN_INPUTS,
+    COMPILE_CHOICES,
+    options_from_args,
+    select_classes,
+)
 from UniversalSegLib.cli.writable import first_unwritable
 from UniversalSegLib.inference.options import ENGINES, PRECISIONS
 from UniversalSegLib.run_choices import (
@@ -171,6 +176,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="on CUDA GPUs, compute float32 in strict IEEE float32 instead of on TF32 tensor cores (slower; "
         "the default TF32 for convolutions and matrix products is what the official code ran with). See "
         "docs/speed.md",
+    )
+    parser.add_argument(
+        "--compile",
+        choices=COMPILE_CHOICES,
+        default="auto",
+        help="on CUDA GPUs, run the image encoder through torch.compile (compiled once per machine and kept "
+        f"in the cache folder; the first compilation takes minutes). auto: only for batches of "
+        f"{COMPILE_AUTO_MIN_INPUTS} or more CTs in the balanced and fast modes. Default: auto",
     )
     parser.set_defaults(handler=run)
 

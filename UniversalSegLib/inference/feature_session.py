@@ -14,6 +14,7 @@ from ..progress import ProgressReporter
 from .device import Attempt
 from .engines.base import splits_features
 from .engines.selection import engine_named
+from .engines.torch_compile import compiles_on
 from .feature_cache import (
     FeatureCache,
     FeatureCacheError,
@@ -160,6 +161,7 @@ class FeatureSession:
             "storage": self.cache.storage,
             # TF32 changes CUDA features; read inside the run, where the run's setting is in force
             "tf32": tf32_state() if attempt.device.type == "cuda" else None,
+            "compiled": compiles_on(self.options, attempt.device),
         }
         return FeatureKey(self.volume, self.weights, settings, software_versions(engine))
 

@@ -38,6 +38,11 @@ class InferenceOptions:
             (the default, the official code's behaviour: float32 convolutions and matrix products on TF32
             tensor cores), ``False`` (strict IEEE float32, slower), ``None`` (leave the process's PyTorch
             settings as they are). No effect on CPUs.
+        compile: run the image encoder through ``torch.compile`` on CUDA GPUs
+            (:mod:`~UniversalSegLib.inference.engines.torch_compile`): compiled once per model, window
+            shape and precision, kept in the cache folder so a later process loads it instead of compiling
+            again; a compilation that fails falls back to the uncompiled model with a warning. Ignored on
+            CPUs and MPS.
     """
 
     overlap: float = 0.5
@@ -51,6 +56,7 @@ class InferenceOptions:
     engine: str = "torch"
     preprocessing: PreprocessingSettings | None = None
     tf32: bool | None = True
+    compile: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -79,6 +85,8 @@ class InferenceOptions:
             raise InferenceError(f"threads must be >= 1 or None, got {self.threads}")
         if not (self.tf32 is None or isinstance(self.tf32, bool)):
             raise InferenceError(f"tf32 must be True, False or None, got {self.tf32!r}")
+        if not isinstance(self.compile, bool):
+            raise InferenceError(f"compile must be True or False, got {self.compile!r}")
         if self.preprocessing is not None and not isinstance(self.preprocessing, PreprocessingSettings):
             raise InferenceError(
                 "preprocessing must be a PreprocessingSettings or None, "

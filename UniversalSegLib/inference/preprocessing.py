@@ -70,15 +70,27 @@ def resample_to_model_grid(
     return spacing(oriented)
 
 
-def preprocess(image: sitk.Image, settings: PreprocessingSettings = OFFICIAL) -> PreprocessedImage:
+def preprocess(
+    image: sitk.Image, settings: PreprocessingSettings = OFFICIAL, device: torch.device | str | None = None
+) -> PreprocessedImage:
     """Run the official chain on a CT image (HU), with the orientation, spacing and intensity window of
     ``settings`` (the window size is the sliding window's business).
+
+    Args:
+        image: the CT in HU.
+        settings: orientation, spacing and intensity window.
+        device: where the transforms run and the result stays (``None``: the CPU). On a CUDA GPU the
+            resampling takes milliseconds instead of seconds; its results equal the CPU's up to float
+            rounding of the interpolation.
 
     Raises:
         InferenceError: for a non-3D or multi-component image, or when no voxel is above the window's
             lower end (−175 HU).
     """
-    resampled = resample_to_model_grid(to_meta_tensor(image), settings=settings)
+    data = to_meta_tensor(image)
+    if device is not None:
+        data = data.to(device)
+    resampled = resample_to_model_grid(data, settings=settings)
     scaled = ScaleIntensityRange(
         a_min=settings.intensity_min, a_max=settings.intensity_max, b_min=0.0, b_max=1.0, clip=True
     )(resampled)
@@ -93,7 +105,7 @@ def preprocess(image: sitk.Image, settings: PreprocessingSettings = OFFICIAL) ->
     cropped = SpatialCrop(roi_start=start, roi_end=end)(scaled)
     return PreprocessedImage(
         tensor=cropped.as_tensor().to(torch.float32).contiguous(),
-        affine=np.asarray(cropped.affine, dtype=np.float64),
+        affine=np.asarray(cropped.affine.detach().cpu(), dtype=np.float64),
         crop_start=start,
         crop_end=end,
         resampled_shape=tuple(int(s) for s in scaled.shape[1:]),

@@ -43,6 +43,43 @@ def count_windows(image_shape: Sequence[int], roi_size: Sequence[int], overlap: 
     return total
 
 
+class _NetworkClock:
+    """Seconds spent inside the predictor: the wall clock on CPUs; CUDA events on GPUs, read once at the
+    end, so timing never makes the CPU wait for the GPU between windows."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.seconds = 0.0
+        self._events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+        self._started: float | torch.cuda.Event = 0.0
+
+    def start(self) -> None:
+        if self.cuda:
+            self._started = torch.cuda.Event(enable_timing=True)
+            self._started.record()
+        else:
+            self._started = time.perf_counter()
+
+    def stop(self) -> None:
+        if self.cuda:
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            self._events.append((self._started, end))
+        else:
+            self.seconds += time.perf_counter() - self._started
+
+    def total(self) -> float:
+        """All measured seconds (waits for the GPU's queued windows once)."""
+        if self._events:
+            try:
+                self._events[-1][1].synchronize()
+                self.seconds += sum(start.elapsed_time(end) for start, end in self._events) / 1000.0
+            except RuntimeError:  # a failed run (the error in flight matters, not its timing)
+                pass
+            self._events.clear()
+        return self.seconds
+
+
 class _WindowRunner:
     """Wraps the predictor: channel selection, autocast, cancellation and window counting."""
 
@@ -60,21 +97,15 @@ class _WindowRunner:
         self.device, self.precision = device, precision
         self.total, self.done = total, 0
         self.on_window, self.cancel = on_window, cancel
-        self.network_seconds = 0.0
-
-    def _synchronize(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+        self.clock = _NetworkClock(device)
 
     def __call__(self, window: torch.Tensor) -> torch.Tensor:
         if self.cancel is not None and self.cancel.is_set():
             raise SegmentationCancelled(f"cancelled after {self.done} of {self.total} windows")
-        self._synchronize()
-        start = time.perf_counter()
+        self.clock.start()
         with autocast_context(self.device, self.precision):
             logits = self.predictor(window, channels=self.channels)
-        self._synchronize()
-        self.network_seconds += time.perf_counter() - start
+        self.clock.stop()
         if logits.shape[0] != window.shape[0] or logits.shape[1] != len(self.channels):
             raise InferenceError(
                 f"the model returned logits of shape {tuple(logits.shape)} for {window.shape[0]} window(s) "
@@ -82,7 +113,7 @@ class _WindowRunner:
             )
         self.done += window.shape[0]
         if self.on_window is not None:
-            self.on_window(self.done, self.total)
+            self.on_window(self.done, self.total)  # on GPUs: queued, the GPU may still be computing it
         return logits.float()
 
 
@@ -137,7 +168,7 @@ def sliding_window_logits(
             return _blend_windows(image, roi, sw_batch_size, runner, overlap, blend, device, weights)
     finally:
         if stats is not None:
-            stats["network"] = stats.get("network", 0.0) + runner.network_seconds
+            stats["network"] = stats.get("network", 0.0) + runner.clock.total()
             stats["windows"] = stats.get("windows", 0.0) + runner.done
 
 

@@ -51,18 +51,24 @@ class OfficialPatchMerging(PatchMergingV2):
 
 
 class ChunkedWindowAttention(WindowAttention):
-    """MONAI's window attention, computed a few windows at a time when no gradient is recorded.
+    """MONAI's window attention, computed a few windows at a time (CPU) or fused (CUDA) at inference.
 
     Each window's attention is independent of the others, so the result is the same as all at once
-    while the peak memory of a 96³ forward pass drops by about 1 GB. With gradients (training) it runs
-    unchanged. Installed by switching the class of MONAI's modules, so parameter names stay the same.
+    while the peak memory of a 96³ forward pass drops by about 1 GB. On CUDA GPUs the attention runs as
+    one ``scaled_dot_product_attention`` (fused kernels that never hold the attention matrices; chunking
+    cost about 5% there). With gradients (training) it runs unchanged. Installed by switching the class
+    of MONAI's modules, so parameter names stay the same.
     """
 
     windows_per_pass = ATTENTION_WINDOWS_PER_PASS
 
     def forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        if torch.is_grad_enabled():
+            return super().forward(x, mask)
+        if x.device.type == "cuda":
+            return self.fused_forward(x, mask)
         windows = x.shape[0] if mask is None else mask.shape[0]
-        if torch.is_grad_enabled() or windows <= self.windows_per_pass:
+        if windows <= self.windows_per_pass:
             return super().forward(x, mask)
         items = x.shape[0] // windows
         grouped = x.view(items, windows, *x.shape[1:])
@@ -73,6 +79,27 @@ class ChunkedWindowAttention(WindowAttention):
             part_mask = None if mask is None else mask[first:last]
             outputs.append(super().forward(part, part_mask).view(items, last - first, *x.shape[1:]))
         return torch.cat(outputs, dim=1).view(x.shape)
+
+    def fused_forward(self, x: Tensor, mask: Tensor | None) -> Tensor:
+        """The same attention through ``scaled_dot_product_attention``, with the relative position bias
+        (and the shifted windows' mask) as an additive attention mask broadcast over the batch."""
+        batch, tokens, channels = x.shape
+        heads = self.num_heads
+        qkv = self.qkv(x).reshape(batch, tokens, 3, heads, channels // heads).permute(2, 0, 3, 1, 4)
+        query, key, value = qkv.unbind(0)  # [batch, heads, tokens, channels per head]
+        index = self.relative_position_index[:tokens, :tokens].reshape(-1)
+        bias = self.relative_position_bias_table[index].reshape(tokens, tokens, heads).permute(2, 0, 1)
+        if mask is not None:  # batch = items × windows; the mask is per window
+            windows = mask.shape[0]
+            bias = bias.unsqueeze(0) + mask.unsqueeze(1)  # [windows, heads, tokens, tokens]
+            query, key, value = (
+                t.reshape(batch // windows, windows, heads, tokens, -1) for t in qkv.unbind(0)
+            )
+        attended = nnf.scaled_dot_product_attention(
+            query, key, value, attn_mask=bias.to(query.dtype), scale=self.scale
+        )
+        attended = attended.reshape(batch, heads, tokens, -1).transpose(1, 2).reshape(batch, tokens, channels)
+        return self.proj_drop(self.proj(attended))
 
 
 class SwinUNETRBackbone(SwinUNETR):

@@ -81,6 +81,9 @@ class UniversalModel(nn.Module):
         self.backbone_name = backbone
         self.encoding = encoding
         self.num_classes = num_classes
+        #: channel selections already on a device: a fresh index tensor per window would copy from host
+        #: memory and wait for the GPU every time
+        self._channel_indices: dict[tuple[tuple[int, ...], str], Tensor] = {}
         self.class_names: list[str] = default_class_names(num_classes)
         self.metadata: dict[str, Any] = {}
 
@@ -115,7 +118,13 @@ class UniversalModel(nn.Module):
                 f"channels must be a non-empty list of 0-based output channels in [0, {self.num_classes - 1}]"
                 f"; got {list(channels)}"
             )
-        return torch.tensor(selected, dtype=torch.long, device=device)
+        key = (tuple(selected), str(device))
+        index = self._channel_indices.get(key)
+        if index is None:
+            with torch.inference_mode(False):  # a normal tensor: usable in training too
+                index = torch.tensor(selected, dtype=torch.long, device=device)
+            self._channel_indices[key] = index
+        return index
 
     def _check_input(self, x: Tensor) -> None:
         if x.dim() != 5 or x.shape[1] != 1:

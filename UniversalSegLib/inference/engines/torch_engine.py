@@ -4,7 +4,8 @@ On the CPU the class heads run as float32 matrix products over chunks of voxels
 (:func:`~UniversalSegLib.model.dynamic_heads.apply_dynamic_heads_by_chunks`): the same function as the
 official grouped 1×1×1 convolutions up to float rounding, and 8-10x faster on a CPU (0.07 s against 0.6 s per
 96³ window and 2 classes on 2 cores), which is what lets a re-query from stored image features finish in
-seconds. On GPUs the heads stay the official grouped convolutions.
+seconds. On GPUs the heads stay the official grouped convolutions, and the encoder may run through
+``torch.compile`` (:mod:`.torch_compile`, ``InferenceOptions.compile``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ...model.dynamic_heads import apply_dynamic_heads_by_chunks
 from .base import ClassLogits, splits_features
+from .torch_compile import CompiledImageFeatures, FeatureFunction, compiles_on
 
 if TYPE_CHECKING:
     import torch
@@ -26,17 +28,19 @@ if TYPE_CHECKING:
 
 
 class TorchSplitPredictor:
-    """``model``'s image features, then the class heads through ``heads`` (the CPU's chunked products)."""
+    """``model``'s image features (through ``encoder`` when given: the compiled one), then the class heads
+    through ``heads`` (the CPU's chunked products, or the model's own)."""
 
-    def __init__(self, model: Any, heads: ClassLogits) -> None:
+    def __init__(self, model: Any, heads: ClassLogits, encoder: FeatureFunction | None = None) -> None:
         self.model, self.heads = model, heads
+        self.encoder = encoder or model.image_features
 
     def __call__(self, x: torch.Tensor, channels: Sequence[int] | None = None) -> torch.Tensor:
         self.model._channel_index(channels, x.device)  # a bad selection fails before the backbone runs
         return self.class_logits(*self.image_features(x), channels)
 
     def image_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.image_features(x)
+        return self.encoder(x)
 
     def class_logits(
         self, image: torch.Tensor, head_features: torch.Tensor, channels: Sequence[int] | None = None
@@ -61,7 +65,11 @@ class TorchEngine:
         reporter: ProgressReporter,
         cancel: threading.Event | None,
     ) -> Predictor:
-        if device.type == "cpu" and splits_features(model):
+        if not splits_features(model):
+            return model
+        if compiles_on(options, device):
+            return TorchSplitPredictor(model, self.class_logits(model, device), CompiledImageFeatures(model))
+        if device.type == "cpu":
             return TorchSplitPredictor(model, self.class_logits(model, device))
         return model
 

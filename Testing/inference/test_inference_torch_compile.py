@@ -1,0 +1,164 @@
+"""torch.compile of the image encoder: cached across processes, a fallback when it fails, CUDA only."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from UniversalSegLib.cli.run_request import COMPILE_AUTO_MIN_INPUTS, compile_wanted
+from UniversalSegLib.inference.engines.torch_compile import (
+    INDUCTOR_CACHE_ENV,
+    CompiledImageFeatures,
+    compiles_on,
+)
+from UniversalSegLib.inference.engines.torch_engine import TorchEngine, TorchSplitPredictor
+from UniversalSegLib.inference.options import InferenceOptions
+from UniversalSegLib.progress import ProgressReporter
+from UniversalSegLib.testing import random_model
+
+
+class TinyEncoder(torch.nn.Module):
+    """Just enough of a model for the compile wrapper: ``image_features`` -> (image, head features)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv3d(1, 8, 3, padding=1)
+
+    def image_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = torch.relu(self.conv(x))
+        return features.mean(dim=(2, 3, 4)), features
+
+
+@pytest.fixture
+def inductor_cache(tmp_path, monkeypatch):
+    monkeypatch.delenv(INDUCTOR_CACHE_ENV, raising=False)  # the wrapper sets it: restored after the test
+    return tmp_path
+
+
+def failing_compile(function, **kwargs):
+    def compiled(x):
+        raise RuntimeError("backend compiler failed\nlong traceback")
+
+    return compiled
+
+
+def test_a_failed_compilation_runs_the_encoder_uncompiled_and_says_so(inductor_cache):
+    model = TinyEncoder().eval()
+    warnings: list[str] = []
+    encoder = CompiledImageFeatures(model, warnings, compile_function=failing_compile)
+    x = torch.randn(2, 1, 8, 8, 8)
+    image, features = encoder(x)
+    expected_image, expected_features = model.image_features(x)
+    assert torch.equal(image, expected_image) and torch.equal(features, expected_features)
+    assert not encoder.compiled
+    assert len(warnings) == 1 and "RuntimeError: backend compiler failed" in warnings[0]
+    assert "long traceback" not in warnings[0]
+    encoder(x)  # later windows go straight to the uncompiled encoder, without a second warning
+    assert len(warnings) == 1
+
+
+def test_out_of_memory_is_not_taken_for_a_compiler_failure(inductor_cache):
+    def out_of_memory_compile(function, **kwargs):
+        def compiled(x):
+            raise torch.OutOfMemoryError("CUDA out of memory")
+
+        return compiled
+
+    encoder = CompiledImageFeatures(TinyEncoder(), [], compile_function=out_of_memory_compile)
+    with pytest.raises(torch.OutOfMemoryError):  # the device fallback (fewer windows per pass) handles it
+        encoder(torch.randn(1, 1, 8, 8, 8))
+    assert encoder.compiled
+
+
+def test_the_compile_cache_goes_to_the_universalseg_home_unless_the_user_chose_one(
+    inductor_cache, monkeypatch, tmp_path
+):
+    CompiledImageFeatures(TinyEncoder(), [], compile_function=failing_compile)
+    assert os.environ[INDUCTOR_CACHE_ENV] == os.path.join(os.environ["UNIVERSALSEG_HOME"], "torch_compile")
+    chosen = tmp_path / "mine"
+    monkeypatch.setenv(INDUCTOR_CACHE_ENV, str(chosen))
+    assert CompiledImageFeatures(TinyEncoder(), [], compile_function=failing_compile).cache_folder == str(
+        chosen
+    )
+
+
+def test_compiling_is_for_cuda_only_and_the_engine_keeps_the_cpu_path():
+    compiled = InferenceOptions(compile=True)
+    assert compiles_on(compiled, torch.device("cuda:0"))
+    assert not compiles_on(compiled, torch.device("cpu"))
+    assert not compiles_on(InferenceOptions(), torch.device("cuda"))
+    model = random_model("unet", num_classes=32)
+    predictor = TorchEngine().predictor(
+        model, compiled, torch.device("cpu"), "fp32", ProgressReporter(None), None
+    )
+    assert isinstance(predictor, TorchSplitPredictor)
+    assert predictor.encoder == model.image_features  # not compiled on the CPU
+
+
+def test_compile_auto_is_for_long_batches_outside_faithful():
+    assert compile_wanted("auto", "balanced", COMPILE_AUTO_MIN_INPUTS)
+    assert compile_wanted("auto", "fast", COMPILE_AUTO_MIN_INPUTS + 5)
+    assert not compile_wanted("auto", "balanced", COMPILE_AUTO_MIN_INPUTS - 1)
+    assert not compile_wanted("auto", "faithful", 1000)
+    assert compile_wanted("on", "faithful", 1)
+    assert not compile_wanted("off", "fast", 1000)
+    with pytest.raises(Exception, match="compile must be True or False"):
+        InferenceOptions(compile="yes")
+
+
+COMPILE_ONCE = textwrap.dedent(
+    """
+    import json, sys
+    import torch
+    from torch._dynamo.utils import counters
+    sys.path.insert(0, sys.argv[1])
+    from test_inference_torch_compile import TinyEncoder
+    from UniversalSegLib.inference.engines.torch_compile import CompiledImageFeatures
+
+    torch.manual_seed(0)
+    model = TinyEncoder().eval()
+    warnings = []
+    encoder = CompiledImageFeatures(model, warnings)
+    x = torch.randn(1, 1, 8, 8, 8)
+    with torch.inference_mode():
+        image, features = encoder(x)
+        expected = model.image_features(x)
+    print(json.dumps({
+        "compiled": encoder.compiled,
+        "warnings": warnings,
+        "close": all(torch.allclose(a, b, atol=1e-5) for a, b in zip((image, features), expected)),
+        "inductor": dict(counters["inductor"]),
+        "folder": encoder.cache_folder,
+    }))
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_second_process_loads_the_compiled_encoder_instead_of_compiling_again(inductor_cache, tmp_path):
+    environment = dict(os.environ, UNIVERSALSEG_HOME=str(tmp_path / "home"), CUDA_VISIBLE_DEVICES="")
+    environment.pop(INDUCTOR_CACHE_ENV, None)
+    runs = []
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", COMPILE_ONCE, os.path.dirname(__file__)],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    first, second = runs
+    for run in runs:
+        assert run["compiled"] and run["close"] and not run["warnings"], run
+        assert run["folder"] == str(tmp_path / "home" / "torch_compile")
+    assert first["inductor"].get("fxgraph_cache_miss", 0) >= 1, first
+    assert second["inductor"].get("fxgraph_cache_hit", 0) >= 1, second
+    assert second["inductor"].get("fxgraph_cache_miss", 0) == 0, second
