@@ -162,3 +162,36 @@ def test_a_second_process_loads_the_compiled_encoder_instead_of_compiling_again(
     assert first["inductor"].get("fxgraph_cache_miss", 0) >= 1, first
     assert second["inductor"].get("fxgraph_cache_hit", 0) >= 1, second
     assert second["inductor"].get("fxgraph_cache_miss", 0) == 0, second
+
+
+@pytest.mark.parametrize(
+    ("arguments", "inputs", "expected"),
+    [
+        ([], 1, False),
+        (["--compile", "on"], 1, True),
+        (["--speed", "balanced"], COMPILE_AUTO_MIN_INPUTS, True),
+        (["--speed", "balanced", "--compile", "off"], COMPILE_AUTO_MIN_INPUTS, False),
+        ([], COMPILE_AUTO_MIN_INPUTS, False),  # faithful
+    ],
+)
+def test_command_line_compile_choice_reaches_the_options(arguments, inputs, expected):
+    from UniversalSegLib.cli.main import build_parser
+    from UniversalSegLib.cli.run_request import options_from_args
+
+    command = ["segment", "ct.nii.gz", "-o", "out.seg.nrrd", "--device", "cpu", *arguments]
+    assert options_from_args(build_parser().parse_args(command), inputs).compile is expected
+
+
+def test_feature_cache_key_records_a_compiled_encoder_on_cuda(tmp_path):
+    from UniversalSegLib.inference.device import Attempt
+    from UniversalSegLib.inference.feature_cache import FeatureCache
+    from UniversalSegLib.inference.feature_session import FeatureSession
+
+    def key_settings(device: str, compile: bool) -> dict:
+        options = InferenceOptions(roi_size=32, compile=compile)
+        session = FeatureSession(FeatureCache(tmp_path), None, options, 1, "volume", "w")
+        return dict(session.key(Attempt(torch.device(device), 1), "torch", "fp32").settings)
+
+    assert key_settings("cuda", True)["compiled"] is True
+    assert key_settings("cuda", False)["compiled"] is False
+    assert key_settings("cpu", True) == key_settings("cpu", False)  # the CPU never compiles
