@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk  # noqa: N813 (the conventional alias)
 
+from UniversalSegLib.cli.batch_figures import STAGES
 from UniversalSegLib.cli.batch_inputs import collect_inputs, folder_inputs, is_batch_request, plan_outputs
 from UniversalSegLib.cli.exit_codes import ExitCode
 from UniversalSegLib.cli.main import main
@@ -74,6 +75,11 @@ def test_folder_batch_names_outputs_after_inputs_and_a_rerun_skips_them(unet_che
         ("case.nii.gz", "case_2.seg.nrrd", "ok"),
     ]
     assert all(e["identity"]["bytes"] > 0 and e["seconds"] > 0 for e in entries)
+    for entry in entries:  # per-CT speed figures
+        assert entry["stage"] == "" and set(entry["stage_seconds"]) == set(STAGES) and entry["windows"] >= 1
+        assert entry["windows_per_second"] > 0 and entry["waited_seconds"] >= 0
+    windows = sum(entry["windows"] for entry in entries)
+    assert f"2 done, 0 skipped, 0 failed; {windows} windows in " in err and "windows/s" in err
     written = {path.name: path.stat().st_mtime_ns for path in out.iterdir()}
 
     assert main(command) == 0
@@ -109,6 +115,8 @@ def test_bad_inputs_in_a_list_fail_alone_and_are_recorded(unet_checkpoint, tmp_p
     assert labels.GetSize() == (8, 8, 6)
     status = {Path(e["input"]).name: (e["status"], e["error"]) for e in manifest_entries(out)}
     assert status["good.nrrd"] == ("ok", "")
+    stages = {Path(e["input"]).name: e["stage"] for e in manifest_entries(out)}
+    assert stages == {"good.nrrd": "", "broken.nii.gz": "read", "missing.nii.gz": "read"}
     assert status["broken.nii.gz"][0] == "failed" and "cannot read input" in status["broken.nii.gz"][1]
     assert status["missing.nii.gz"][0] == "failed" and "does not exist" in status["missing.nii.gz"][1]
     assert not [path for path in out.iterdir() if path.name.startswith(".")]  # no temporary file left

@@ -110,3 +110,35 @@ def test_preprocessing_on_a_device_gives_the_same_grid() -> None:
     assert torch.equal(on_device.tensor, default.tensor)
     np.testing.assert_array_equal(on_device.affine, default.affine)
     assert (on_device.crop_start, on_device.crop_end) == (default.crop_start, default.crop_end)
+
+
+def test_a_gpu_run_preprocesses_on_the_gpu_and_falls_back_to_the_cpu(monkeypatch, caplog) -> None:
+    """On CUDA the pipeline asks for preprocessing on the GPU; when that fails for any reason but the
+    image itself, the CPU preprocesses (the reference path)."""
+    from UniversalSegLib.inference import pipeline
+    from UniversalSegLib.inference.options import InferenceOptions
+    from UniversalSegLib.inference.preprocessing_settings import OFFICIAL
+
+    image = sitk.GetImageFromArray(np.random.default_rng(1).uniform(-300, 400, (12, 14, 16)).astype(np.int16))
+    devices = []
+
+    def preprocess_without_a_gpu(image, settings, device=None):
+        devices.append(None if device is None else torch.device(device).type)
+        if device is not None:
+            raise RuntimeError("CUDA error: no kernel image is available for execution on the device")
+        return preprocess(image, settings)
+
+    monkeypatch.setattr(pipeline, "resolve_device", lambda name: torch.device("cuda", 0))
+    monkeypatch.setattr(pipeline, "preprocess", preprocess_without_a_gpu)
+    with caplog.at_level("WARNING"):
+        result = pipeline._preprocess(image, OFFICIAL, InferenceOptions())
+    assert devices == ["cuda", None]
+    assert torch.equal(result.tensor, preprocess(image).tensor)
+    assert "preprocessing on the CPU" in caplog.text and "no kernel image" in caplog.text
+
+    def not_a_ct(image, settings, device=None):
+        raise InferenceError("no voxel is above -175 HU")
+
+    monkeypatch.setattr(pipeline, "preprocess", not_a_ct)
+    with pytest.raises(InferenceError):  # about the image: no second try on the CPU
+        pipeline._preprocess(image, OFFICIAL, InferenceOptions())

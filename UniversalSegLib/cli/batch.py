@@ -1,9 +1,11 @@
-"""``universalseg segment`` on many CTs: an output folder, the model loaded once, the next CT read while
-the current one is segmented, a resumable manifest, per-CT failures that do not stop the batch, and
-sharding over ``torchrun`` ranks.
+"""``universalseg segment`` on many CTs: an output folder, the model loaded once, the next CT read and
+preprocessed while the current one is segmented, a resumable manifest with per-CT speed figures, per-CT
+failures that do not stop the batch, and sharding over ``torchrun`` ranks.
 
 Which inputs make a batch and what each output is called: :mod:`~UniversalSegLib.cli.batch_inputs`;
-the manifest: :mod:`~UniversalSegLib.cli.manifest`; ranks: :mod:`~UniversalSegLib.cli.distributed`.
+the background read and preprocessing: :mod:`~UniversalSegLib.cli.batch_loading`; the figures:
+:mod:`~UniversalSegLib.cli.batch_figures`; the manifest: :mod:`~UniversalSegLib.cli.manifest`; ranks:
+:mod:`~UniversalSegLib.cli.distributed`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from UniversalSegLib.cli.batch_figures import SEGMENT_STAGES, CtFigures, speed_text
 from UniversalSegLib.cli.batch_inputs import (
     OUTPUT_FORMATS,
     BatchItem,
@@ -24,6 +27,7 @@ from UniversalSegLib.cli.batch_inputs import (
     is_batch_request,
     plan_outputs,
 )
+from UniversalSegLib.cli.batch_loading import STAGE_READ, CtLoader, CtLoadError, LoadedCt
 from UniversalSegLib.cli.distributed import RankInfo, barrier, gather_counts, process_group
 from UniversalSegLib.cli.exit_codes import CancelledRun, CliError, ExitCode, fail_with, is_cancellation
 from UniversalSegLib.cli.manifest import STATUS_FAILED, STATUS_OK, Manifest, ManifestEntry, options_digest
@@ -58,14 +62,17 @@ def is_batch(args: argparse.Namespace) -> bool:
 
 @dataclass
 class BatchCounts:
-    """What one rank did."""
+    """What one rank did: inputs per outcome, windows run, and milliseconds from its first read to its last
+    write (model loading excluded)."""
 
     done: int = 0
     skipped: int = 0
     failed: int = 0
+    windows: int = 0
+    milliseconds: int = 0
 
     def as_list(self) -> list[int]:
-        return [self.done, self.skipped, self.failed]
+        return [self.done, self.skipped, self.failed, self.windows, self.milliseconds]
 
 
 def run_batch(args: argparse.Namespace) -> int:
@@ -80,7 +87,7 @@ def run_batch(args: argparse.Namespace) -> int:
         args.output_format or DEFAULT_OUTPUT_FORMAT,
     )
     _check_folder(folder, items)
-    settings = _BatchSettings.from_args(args, world)
+    settings = _BatchSettings.from_args(args, world, len(world.shard(items)))
     printer = ProgressPrinter(args.progress or ("none" if world.rank else default_mode(None)))
     with process_group(world):
         try:
@@ -153,13 +160,14 @@ class _BatchSettings:
     feature_cache: bool
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace, world: RankInfo) -> _BatchSettings:
+    def from_args(cls, args: argparse.Namespace, world: RankInfo, inputs: int) -> _BatchSettings:
+        """The settings for this rank's ``inputs`` CTs (``--compile auto`` compiles for long batches)."""
         from UniversalSegLib.cli.run_request import options_from_args, select_classes
         from UniversalSegLib.inference.device import resolve_device
         from UniversalSegLib.inference.errors import InferenceError
 
         classes = select_classes(args.classes, args.preset)
-        options = options_from_args(args)
+        options = options_from_args(args, inputs)
         options.device = world.device(options.device)
         with fail_with(ExitCode.USAGE, "invalid option", (InferenceError,)):
             resolve_device(options.device)
@@ -244,9 +252,21 @@ class _RankRun:
             from UniversalSegLib.inference.feature_cache import FeatureCache
 
             feature_cache = FeatureCache()
-        with Prefetcher(todo, _read_ct, self.cancel) as prefetcher:
-            for number, loaded in enumerate(prefetcher, 1):
-                self._segment_one(loaded, model, feature_cache, number, len(todo))
+        from UniversalSegLib.inference.preprocessing_choice import choose_preprocessing
+
+        # segment() chooses the same settings for every CT; the prefetch thread preprocesses with them
+        loader = CtLoader(choose_preprocessing(model, self.settings.options).settings, self.cancel)
+        start = time.perf_counter()
+        try:
+            with Prefetcher(todo, loader, self.cancel) as prefetcher:
+                waiting = time.perf_counter()
+                for number, loaded in enumerate(prefetcher, 1):
+                    waited = time.perf_counter() - waiting
+                    self._segment_one(loaded, model, feature_cache, number, len(todo), waited)
+                    loaded.value = None  # the CT leaves memory before the next one is taken
+                    waiting = time.perf_counter()
+        finally:
+            self.counts.milliseconds = round((time.perf_counter() - start) * 1000)
         if self.cancel.is_set():
             raise CancelledRun("cancelled")
         return self.counts
@@ -274,7 +294,7 @@ class _RankRun:
         try:
             identity = self.identities[item.input] = _identity(item.input)
         except OSError as exc:
-            self._fail(item, f"cannot read input {item.input}: {exc.strerror or exc}", 0.0)
+            self._fail(item, f"cannot read input {item.input}: {exc.strerror or exc}", 0.0, STAGE_READ)
             return False
         if self.settings.overwrite:
             return True
@@ -287,6 +307,7 @@ class _RankRun:
                 f"output {item.output} exists but is not from a finished run of this input with these "
                 "options; pass --overwrite to replace it",
                 0.0,
+                "write",
             )
             return False
         return True
@@ -301,58 +322,91 @@ class _RankRun:
 
             return load_model(weights_path, backbone=self.settings.backbone)
 
-    def _segment_one(self, loaded: Prefetched, model, feature_cache, number: int, total: int) -> None:
+    def _segment_one(
+        self,
+        loaded: Prefetched[BatchItem, LoadedCt],
+        model,
+        feature_cache,
+        number: int,
+        total: int,
+        waited: float,
+    ) -> None:
         from UniversalSegLib.inference import segment
         from UniversalSegLib.progress import ProgressReporter
 
-        item: BatchItem = loaded.item
+        item = loaded.item
+        figures = CtFigures(waited=waited)
         start = time.perf_counter()
         reporter = ProgressReporter(callback=self.printer)
         position = f"[{number}/{total}]"
         logger.info("%s%s segmenting %s", self.where, position, item.input)
         if self.printer.mode == "json":
             reporter("batch", number - 1, total, str(item.input))
-        stage = "read"
+        stage = STAGE_READ
         try:
+            if isinstance(loaded.error, CtLoadError):
+                figures.add(loaded.error.seconds)
+                _warn_intensity(self.where, item, loaded.error.warning)
+                stage = loaded.error.stage
+                raise loaded.error.__cause__ or loaded.error
             if loaded.error is not None:
                 raise loaded.error
-            image, warning = loaded.value
-            if warning:
-                logger.warning("%s%s: %s", self.where, item.input.name, warning)
+            ct = loaded.value
+            figures.add(ct.seconds)
+            _warn_intensity(self.where, item, ct.warning)
             stage = "segment"
             result = segment(
-                image, model, self.settings.classes, self.settings.options, reporter, self.cancel,
-                feature_cache=feature_cache,
+                ct.image, model, self.settings.classes, self.settings.options, reporter, self.cancel,
+                feature_cache=feature_cache, preprocessed=ct.preprocessed,
             )  # fmt: skip
+            figures.add(result.timings, SEGMENT_STAGES)
+            figures.windows = int(result.windows)
             stage = "write"
+            written = time.perf_counter()
             _write(result.masks, item.output, self.settings.overwrite, self.cancel)
+            figures.add({"write": time.perf_counter() - written})
         except CancelledRun:
             raise
         except Exception as exc:  # noqa: BLE001 - one CT's failure is reported; the batch goes on
             if is_cancellation(exc):
                 raise CancelledRun(str(exc) or "cancelled") from exc
             logger.debug("details", exc_info=True)
-            self._fail(item, _describe(stage, item, exc), loaded.seconds + time.perf_counter() - start)
+            seconds = loaded.seconds + time.perf_counter() - start
+            self._fail(item, _describe(stage, item, exc), seconds, stage, figures)
             return
         seconds = loaded.seconds + time.perf_counter() - start
         logger.info(
-            "%s%s wrote %s (%d windows%s, %.1f s)",
+            "%s%s wrote %s (%d windows, %.1f windows/s%s; %.1f s: %s; waited %.1f s for read and preprocess)",
             self.where,
             position,
             item.output,
-            result.windows,
+            figures.windows,
+            figures.windows_per_second,
             ", image features reused" if result.reused_features else "",
             seconds,
+            figures.stage_text(),
+            figures.waited,
         )
         self.counts.done += 1
-        self._record(item, STATUS_OK, "", seconds)
+        self.counts.windows += figures.windows
+        self._record(item, STATUS_OK, "", seconds, figures=figures)
 
-    def _fail(self, item: BatchItem, message: str, seconds: float) -> None:
+    def _fail(
+        self, item: BatchItem, message: str, seconds: float, stage: str, figures: CtFigures | None = None
+    ) -> None:
         logger.error("%sfailed: %s", self.where, message)
         self.counts.failed += 1
-        self._record(item, STATUS_FAILED, message, seconds)
+        self._record(item, STATUS_FAILED, message, seconds, stage, figures)
 
-    def _record(self, item: BatchItem, status: str, error: str, seconds: float) -> None:
+    def _record(
+        self,
+        item: BatchItem,
+        status: str,
+        error: str,
+        seconds: float,
+        stage: str = "",
+        figures: CtFigures | None = None,
+    ) -> None:
         self.manifest.append(
             ManifestEntry(
                 input=str(item.input),
@@ -364,6 +418,8 @@ class _RankRun:
                 error=error,
                 rank=self.world.rank,
                 options=self.options,
+                stage=stage,
+                **(figures or CtFigures()).manifest_fields(),
             )
         )
 
@@ -376,12 +432,9 @@ def _identity(path: Path) -> dict[str, int]:
     return input_identity(path)
 
 
-def _read_ct(item: BatchItem) -> tuple[Any, str | None]:
-    """The CT and its intensity warning (runs in the prefetch thread)."""
-    from UniversalSegLib.io import check_ct_intensity, read_image
-
-    image = read_image(item.input)
-    return image, check_ct_intensity(image)
+def _warn_intensity(where: str, item: BatchItem, warning: str | None) -> None:
+    if warning:
+        logger.warning("%s%s: %s", where, item.input.name, warning)
 
 
 def _write(masks: dict, output: Path, overwrite: bool, cancel: threading.Event) -> None:
@@ -402,6 +455,7 @@ def _describe(stage: str, item: BatchItem, exc: Exception) -> str:
         return f"{item.input}: {reason}"
     what = {
         "read": "cannot read input",
+        "preprocess": "cannot preprocess",
         "segment": "cannot segment",
         "write": f"cannot write {item.output} for",
     }
@@ -409,16 +463,19 @@ def _describe(stage: str, item: BatchItem, exc: Exception) -> str:
 
 
 def _summarize(world: RankInfo, every_rank: list[list[int]], total: int, folder: Path) -> int:
-    """Log ``N done, M skipped, K failed`` (rank 0: the whole batch); the same exit code on every rank."""
-    done, skipped, failed = (sum(counts[i] for counts in every_rank) for i in range(3))
+    """Log ``N done, M skipped, K failed`` and the speed (rank 0: the whole batch, whose wall time is the
+    slowest rank's); the same exit code on every rank."""
+    done, skipped, failed, windows = (sum(counts[i] for counts in every_rank) for i in range(4))
     line = f"{done} done, {skipped} skipped, {failed} failed"
     if world.distributed and world.rank != 0:
         own = every_rank[world.rank]
-        logger.info("Rank %d: %d done, %d skipped, %d failed", world.rank, *own)
+        speed = speed_text(own[3], own[0], own[4])
+        logger.info("Rank %d: %d done, %d skipped, %d failed%s", world.rank, *own[:3], speed and f"; {speed}")
     else:
+        speed = speed_text(windows, done, max(counts[4] for counts in every_rank))
         ranks = f" on {world.world_size} ranks" if world.distributed else ""
         log = logger.error if failed else logger.info
-        log("Batch of %d inputs%s: %s", total, ranks, line)
+        log("Batch of %d inputs%s: %s%s", total, ranks, line, speed and f"; {speed}")
         if failed:
             logger.error(
                 "The errors are listed above and in %s; run the same command again to retry the failed ones",

@@ -5,6 +5,9 @@ share a file); every line is written with one ``write`` call and ``fsync``-ed, s
 line being written, and a torn last line is ignored on reading. A re-run reads the files of all ranks (the
 number of ranks may have changed) and skips an input whose latest entry says ``ok`` for the same input
 identity (size and modification time), the same result-changing options and an output that still exists.
+Only those fields decide; the speed figures (``stage_seconds``, ``windows``, ``windows_per_second``,
+``waited_seconds``: :mod:`~UniversalSegLib.cli.batch_figures`) and ``stage`` are for people, and entries
+written before they existed are read alike.
 """
 
 from __future__ import annotations
@@ -55,7 +58,16 @@ def options_digest(options: dict[str, Any]) -> str:
 
 @dataclass
 class ManifestEntry:
-    """What the manifest records about one input."""
+    """What the manifest records about one input.
+
+    Attributes:
+        seconds: the CT's own work, its background read and preprocessing included.
+        stage: for a failed input, the stage that failed (``read``, ``preprocess``, ``segment``, ``write``).
+        stage_seconds: seconds per stage (``read``, ``preprocess``, ``inference``, ``network``,
+            ``postprocess``, ``resample``, ``write``; only the stages that ran).
+        windows: sliding windows run; ``windows_per_second``: over the ``inference`` seconds.
+        waited_seconds: how long the batch waited for this CT's background read and preprocessing.
+    """
 
     input: str
     identity: dict[str, int] | None
@@ -67,6 +79,11 @@ class ManifestEntry:
     rank: int = 0
     finished: float = field(default_factory=time.time)
     options: dict[str, Any] = field(default_factory=dict)
+    stage: str = ""
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    windows: int = 0
+    windows_per_second: float = 0.0
+    waited_seconds: float = 0.0
 
 
 class Manifest:

@@ -1,8 +1,9 @@
-"""Read the next CT of a batch in a background thread while the current one is segmented.
+"""Load the next CT of a batch in a background thread while the current one is segmented.
 
-At most one CT is read ahead (the thread waits until the consumer has taken the previous one), so a
-batch holds at most two CTs in memory. A failed read is handed over as the exception, for the consumer to
-report; the thread never writes anything, so stopping it early (cancel, failure) leaves no file behind.
+The batch's ``load`` reads and preprocesses (:mod:`~UniversalSegLib.cli.batch_loading`). At most one CT is
+loaded ahead (the thread waits until the consumer has taken the previous one), so a batch holds at most two
+CTs in memory. A failed load is handed over as the exception, for the consumer to report; the thread never
+writes anything, so stopping it early (cancel, failure) leaves no file behind.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import threading
@@ -228,6 +229,23 @@ def stored_features_for(
     return _first_attempt_features(features, model, features.options) if features is not None else None
 
 
+def _preprocess(
+    image: sitk.Image, settings: PreprocessingSettings, options: InferenceOptions
+) -> PreprocessedImage:
+    """The CT preprocessed on the run's GPU when it has one (milliseconds instead of seconds of
+    resampling), else on the CPU; a GPU that cannot (out of memory, anything else) leaves it to the CPU."""
+    device = resolve_device(options.device)
+    if device.type != "cuda":
+        return preprocess(image, settings)
+    try:
+        return preprocess(image, settings, device=device)
+    except InferenceError:
+        raise  # about the image itself: the CPU would say the same
+    except Exception as error:  # noqa: BLE001 - any GPU failure: the CPU path is the reference
+        logger.warning("Preprocessing on %s failed (%s); preprocessing on the CPU", device, error)
+        return preprocess(image, settings)
+
+
 def _predict_masks(
     prepared: PreprocessedImage,
     model: Predictor,
@@ -302,6 +320,27 @@ def _predict_masks(
     return run_with_oom_fallback(run, fallback_attempts(device, options.sw_batch_size), warnings)
 
 
+def _check_preprocessed(preprocessed: PreprocessedImage, chosen: PreprocessingSettings) -> None:
+    """``preprocessed`` was made with ``chosen``'s spacing, orientation and intensity window.
+
+    Raises:
+        InferenceError: it was not (the message says how to make a matching one).
+    """
+    made = getattr(preprocessed, "settings", None)
+    if not isinstance(made, PreprocessingSettings) or not isinstance(
+        getattr(preprocessed, "tensor", None), torch.Tensor
+    ):
+        raise InferenceError(
+            f"preprocessed must be a PreprocessedImage from preprocess(), got {type(preprocessed).__name__}"
+        )
+    if dataclasses.replace(made, roi_size=chosen.roi_size) != chosen:  # the window size is not preprocessing
+        raise InferenceError(
+            f"the preprocessed image was made with {made.describe()}, but this run uses {chosen.describe()}: "
+            "make it with preprocess(image, choose_preprocessing(model, options).settings), or pass "
+            "preprocessed=None to let segment preprocess"
+        )
+
+
 def segment(
     image: sitk.Image,
     model: Predictor,
@@ -311,6 +350,7 @@ def segment(
     cancel: threading.Event | None = None,
     keep_probabilities: bool = False,
     feature_cache: FeatureCache | None = None,
+    preprocessed: PreprocessedImage | None = None,
 ) -> SegmentationResult:
     """Segment ``classes`` in a CT.
 
@@ -326,12 +366,19 @@ def segment(
         feature_cache: keep this run's image features there, and answer from them when the same
             preprocessed CT comes again with the same weights and options (only the class heads run then;
             :mod:`~UniversalSegLib.inference.feature_cache`). None (the default) keeps nothing.
+        preprocessed: ``image`` already preprocessed, e.g. in a background thread while another CT was
+            segmented: ``preprocess(image, choose_preprocessing(model, options).settings)``. It is used
+            instead of preprocessing again (``timings["preprocess"]`` then covers only the check and the
+            feature-cache lookup; with stored features it is not needed at all). Its spacing, orientation
+            and intensity window must be the chosen ones (the window size does not change preprocessing);
+            otherwise :class:`InferenceError` is raised rather than silently preprocessing twice. That it
+            was made from ``image`` is the caller's promise (not checked).
 
     Returns:
         :class:`SegmentationResult` with one uint8 mask per requested class on the input grid.
 
     Raises:
-        InferenceError: bad image, classes or options.
+        InferenceError: bad image, classes or options, or ``preprocessed`` made with other settings.
         SegmentationCancelled: ``cancel`` was set.
     """
     options = options or InferenceOptions()
@@ -352,9 +399,13 @@ def segment(
         choice = choose_preprocessing(model, options)  # the checkpoint's settings unless overridden
         options = choice.run_options(options)
         warnings.extend(choice.warnings)
+        if preprocessed is not None:
+            _check_preprocessed(preprocessed, choice.settings)
         features = FeatureSession.open(feature_cache, model, image, choice.settings, options)
         stored = _first_attempt_features(features, model, options) if features is not None else None
-        prepare = functools.cache(lambda: preprocess(image, choice.settings))
+        prepare = functools.cache(
+            lambda: preprocessed if preprocessed is not None else _preprocess(image, choice.settings, options)
+        )
         if stored is not None:  # a re-query: the stored geometry replaces preprocessing
             prepared = features.placeholder(stored, choice.settings)
         else:
@@ -363,7 +414,13 @@ def segment(
             features.set_prepared(prepared)
         reporter("preprocess", 1, 1)
         timings["preprocess"] = time.perf_counter() - start
-        logger.info("Preprocessing: %s; %s -> %s voxels", choice.describe(), image.GetSize(), prepared.shape)
+        logger.info(
+            "Preprocessing: %s; %s -> %s voxels%s",
+            choice.describe(),
+            image.GetSize(),
+            prepared.shape,
+            " (done beforehand)" if preprocessed is not None and stored is None else "",
+        )
 
         _check_cancel(cancel, "inference")
         stage_start = time.perf_counter()
