@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from UniversalSegLib.inference.components import keep_largest, largest_components
 from UniversalSegLib.inference.postprocessing import (
     TUMOR_STRUCTURE,
-    keep_largest,
-    largest_components,
     postprocess_masks,
     required_classes,
     tumor_region,

@@ -127,13 +127,17 @@ def test_fused_window_attention_of_cuda_equals_monai_attention(monkeypatch):
     x = torch.rand(2, 1, 64, 64, 64)  # two items: the mask broadcasts over items × windows
     calls = []
 
-    def fused_everywhere(self, x, mask):
+    fused_forward = ChunkedWindowAttention.fused_forward
+
+    def counted(self, x, mask):
         calls.append(mask is not None)
-        return self.fused_forward(x, mask)
+        return fused_forward(self, x, mask)
 
     with torch.no_grad():
         reference = model(x, channels=[0, 7, 31])
-        monkeypatch.setattr(ChunkedWindowAttention, "forward", fused_everywhere)
+        monkeypatch.setattr(ChunkedWindowAttention, "fused_forward", counted)
+        monkeypatch.setattr(WindowAttention, "forward", counted)  # the CPU's attention: the fused one
+        monkeypatch.setattr(ChunkedWindowAttention, "windows_per_pass", 5)  # chunks with shifted masks
         fused = model(x, channels=[0, 7, 31])
     assert True in calls and False in calls  # shifted (masked) and plain windows both ran fused
     torch.testing.assert_close(fused, reference, atol=1e-4, rtol=1e-5)
