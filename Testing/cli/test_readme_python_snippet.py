@@ -31,14 +31,20 @@ def test_readme_python_snippet_runs_as_written(small_ct, tmp_path, monkeypatch):
     """Run the snippet unchanged in a folder holding the files it names.
 
     The weights file is a random-init U-Net written under the snippet's file name (the snippet detects the
-    backbone from the keys; a Swin UNETR 96³ forward pass is too slow for the test suite), and the CT is
-    a 16³ crop of the real example CT.
+    backbone from the keys; a Swin UNETR 96³ forward pass is too slow for the test suite), with a
+    preprocessing sidecar that says it was trained on 32³ windows (so ``segment`` runs one 32³ window, not
+    a 96³ one), and the CT is a 16³ crop of the real example CT.
     """
+    import dataclasses
+
+    from UniversalSegLib.inference.preprocessing_settings import OFFICIAL
     from UniversalSegLib.testing import write_random_checkpoint
+    from UniversalSegLib.weights.preprocessing_sidecar import write_sidecar
 
     code = python_library_snippet()
     monkeypatch.chdir(tmp_path)
-    write_random_checkpoint(tmp_path / _quoted_argument(code, "load_model"), backbone="unet")
+    weights = write_random_checkpoint(tmp_path / _quoted_argument(code, "load_model"), backbone="unet")
+    write_sidecar(weights, dataclasses.replace(OFFICIAL, roi_size=32))
     shutil.copyfile(small_ct, tmp_path / _quoted_argument(code, "read_image"))
     namespace: dict = {"__name__": "readme_snippet"}
 

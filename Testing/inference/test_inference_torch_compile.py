@@ -112,42 +112,50 @@ def test_compile_auto_is_for_long_batches_outside_faithful():
         InferenceOptions(compile="yes")
 
 
-COMPILE_ONCE = textwrap.dedent(
-    """
-    import json, sys
-    import torch
+def compile_once() -> dict:
+    """Compile the tiny encoder through the engine's wrapper and run it; what happened, as JSON data."""
     from torch._dynamo.utils import counters
-    sys.path.insert(0, sys.argv[1])
-    from test_inference_torch_compile import TinyEncoder
-    from UniversalSegLib.inference.engines.torch_compile import CompiledImageFeatures
 
+    counters.clear()
     torch.manual_seed(0)
     model = TinyEncoder().eval()
-    warnings = []
+    warnings: list[str] = []
     encoder = CompiledImageFeatures(model, warnings)
     x = torch.randn(1, 1, 8, 8, 8)
     with torch.inference_mode():
         image, features = encoder(x)
         expected = model.image_features(x)
-    print(json.dumps({
+    return {
         "compiled": encoder.compiled,
         "warnings": warnings,
-        "close": all(torch.allclose(a, b, atol=1e-5) for a, b in zip((image, features), expected)),
+        "close": all(
+            torch.allclose(a, b, atol=1e-5) for a, b in zip((image, features), expected, strict=True)
+        ),
         "inductor": dict(counters["inductor"]),
         "folder": encoder.cache_folder,
-    }))
+    }
+
+
+IN_A_FRESH_PROCESS = textwrap.dedent(
+    """
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    from test_inference_torch_compile import compile_once
+    print(json.dumps(compile_once()))
     """
 )
 
 
 @pytest.mark.slow
 def test_a_second_process_loads_the_compiled_encoder_instead_of_compiling_again(inductor_cache, tmp_path):
+    """Two fresh processes alike (a compile in this test process would differ from them in settings that
+    Inductor's cache key holds, such as the thread count)."""
     environment = dict(os.environ, UNIVERSALSEG_HOME=str(tmp_path / "home"), CUDA_VISIBLE_DEVICES="")
     environment.pop(INDUCTOR_CACHE_ENV, None)
     runs = []
     for _ in range(2):
         done = subprocess.run(
-            [sys.executable, "-c", COMPILE_ONCE, os.path.dirname(__file__)],
+            [sys.executable, "-c", IN_A_FRESH_PROCESS, os.path.dirname(__file__)],
             env=environment,
             capture_output=True,
             text=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 import torch
 from monai.networks.nets.swin_unetr import WindowAttention, get_window_size
 from torch import nn
@@ -117,27 +118,23 @@ def test_inference_frees_full_resolution_tensors_without_changing_numbers():
     assert backbone.encoder1.layer.conv1.conv.weight.grad is not None
 
 
-def test_fused_window_attention_of_cuda_equals_monai_attention(monkeypatch):
+@pytest.mark.parametrize("shifted", [False, True])
+def test_fused_window_attention_of_cuda_equals_monai_attention(shifted):
     """On CUDA inference the attention runs as scaled_dot_product_attention with the bias (and the shifted
-    windows' mask) as an additive mask; here the same code runs on the CPU against MONAI's attention."""
+    windows' mask) as an additive mask; here the same code runs on the CPU against MONAI's attention, for
+    two items of 27 windows each (the mask is per window, broadcast over items)."""
     from UniversalSegLib.model.swin_backbone import ChunkedWindowAttention
 
     torch.manual_seed(0)
     model = UniversalModel("swinunetr").eval()
-    x = torch.rand(2, 1, 64, 64, 64)  # two items: the mask broadcasts over items × windows
-    calls = []
-
-    fused_forward = ChunkedWindowAttention.fused_forward
-
-    def counted(self, x, mask):
-        calls.append(mask is not None)
-        return fused_forward(self, x, mask)
-
+    attention = next(m for m in model.modules() if isinstance(m, ChunkedWindowAttention))
+    windows, tokens, channels = 27, 343, attention.qkv.in_features
+    x = torch.randn(2 * windows, tokens, channels)
+    mask = None
+    if shifted:  # as MONAI builds it: 0 within a region, -100 across regions
+        regions = torch.randint(0, 3, (windows, tokens))
+        mask = torch.where(regions[:, :, None] == regions[:, None, :], 0.0, -100.0)
     with torch.no_grad():
-        reference = model(x, channels=[0, 7, 31])
-        monkeypatch.setattr(ChunkedWindowAttention, "fused_forward", counted)
-        monkeypatch.setattr(WindowAttention, "forward", counted)  # the CPU's attention: the fused one
-        monkeypatch.setattr(ChunkedWindowAttention, "windows_per_pass", 5)  # chunks with shifted masks
-        fused = model(x, channels=[0, 7, 31])
-    assert True in calls and False in calls  # shifted (masked) and plain windows both ran fused
-    torch.testing.assert_close(fused, reference, atol=1e-4, rtol=1e-5)
+        reference = WindowAttention.forward(attention, x, mask)
+        fused = attention.fused_forward(x, mask)
+    torch.testing.assert_close(fused, reference, atol=1e-5, rtol=1e-5)
