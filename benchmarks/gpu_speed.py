@@ -61,7 +61,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # UniversalSegLib without an install (device machines)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synthetic_ct import write_synthetic_ct  # noqa: E402 (after the path set-up)
+from speed_modes import vmhwm_mib  # noqa: E402 (after the path set-up)
+from synthetic_ct import write_synthetic_ct  # noqa: E402
 
 ALL_CLASSES = tuple(range(1, 33))
 LIVER_CLASSES = (6, 27)  # liver, liver tumor
@@ -219,13 +220,7 @@ def peak_mib(setup: Setup) -> float | None:
 
     if setup.cuda:
         return torch.cuda.max_memory_allocated() / 1024**2
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
+    return vmhwm_mib()  # None where it cannot be read (and reset_peak could not reset it either)
 
 
 # ------------------------------------------------------------------------------------------------ rows
@@ -244,32 +239,28 @@ def _resample_like_segment(masks, affine, image):
 
 
 class _OfficialForward:
-    """The full model forward (all output channels) with the network time measured without per-window
-    synchronisation (CUDA events; ``perf_counter`` on the CPU), as the official loop ran it."""
+    """The full model forward (all output channels), its network time measured as ``segment`` measures it
+    (:class:`~UniversalSegLib.inference.sliding_window.NetworkClock`: no per-window synchronisation), as
+    the official loop ran it."""
 
     def __init__(self, model, setup: Setup) -> None:
-        self.model, self.setup = model, setup
-        self.events: list = []
-        self.cpu_seconds, self.windows = 0.0, 0
-
-    def __call__(self, window):
         import torch
 
+        from UniversalSegLib.inference.sliding_window import NetworkClock
+
+        self.model = model
+        self.clock = NetworkClock(torch.device(setup.device))
+        self.windows = 0
+
+    def __call__(self, window):
         self.windows += window.shape[0]
-        if not self.setup.cuda:
-            start = time.perf_counter()
-            logits = self.model(window)
-            self.cpu_seconds += time.perf_counter() - start
-            return logits
-        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        begin.record()
+        self.clock.start()
         logits = self.model(window)
-        end.record()
-        self.events.append((begin, end))
+        self.clock.stop()
         return logits
 
     def seconds(self) -> float:
-        return self.cpu_seconds + sum(begin.elapsed_time(end) for begin, end in self.events) / 1000
+        return self.clock.total()
 
 
 def run_official(setup: Setup, model, ct: Path, classes: Sequence[int], output: Path) -> dict:

@@ -140,14 +140,23 @@ def calibrate(ct: Path, backbone: str, out: Path) -> None:
 # ----------------------------------------------------------------------------------------------- child
 
 
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process (VmHWM, else ru_maxrss)."""
+def vmhwm_mib() -> float | None:
+    """Peak resident memory of this process from Linux's VmHWM (resettable through clear_refs), in MiB;
+    None elsewhere."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
+    return None
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process (VmHWM, else ru_maxrss)."""
+    peak = vmhwm_mib()
+    if peak is not None:
+        return peak
     import resource
 
     scale = 1 if sys.platform == "darwin" else 1024

@@ -43,9 +43,10 @@ def count_windows(image_shape: Sequence[int], roi_size: Sequence[int], overlap: 
     return total
 
 
-class _NetworkClock:
+class NetworkClock:
     """Seconds spent inside the predictor: the wall clock on CPUs; CUDA events on GPUs, read once at the
-    end, so timing never makes the CPU wait for the GPU between windows."""
+    end, so timing never makes the CPU wait for the GPU between windows. Call :meth:`start` and
+    :meth:`stop` around each forward pass, :meth:`total` at the end."""
 
     def __init__(self, device: torch.device) -> None:
         self.cuda = device.type == "cuda"
@@ -97,7 +98,7 @@ class _WindowRunner:
         self.device, self.precision = device, precision
         self.total, self.done = total, 0
         self.on_window, self.cancel = on_window, cancel
-        self.clock = _NetworkClock(device)
+        self.clock = NetworkClock(device)
 
     def __call__(self, window: torch.Tensor) -> torch.Tensor:
         if self.cancel is not None and self.cancel.is_set():
