@@ -112,7 +112,7 @@ def test_preprocessing_on_a_device_gives_the_same_grid() -> None:
     assert (on_device.crop_start, on_device.crop_end) == (default.crop_start, default.crop_end)
 
 
-def test_a_gpu_run_preprocesses_on_the_gpu_and_falls_back_to_the_cpu(monkeypatch, caplog) -> None:
+def test_a_gpu_run_preprocesses_on_the_gpu_and_falls_back_to_the_cpu(monkeypatch) -> None:
     """On CUDA the pipeline asks for preprocessing on the GPU; when that fails for any reason but the
     image itself, the CPU preprocesses (the reference path)."""
     from UniversalSegLib.inference import pipeline
@@ -130,15 +130,17 @@ def test_a_gpu_run_preprocesses_on_the_gpu_and_falls_back_to_the_cpu(monkeypatch
 
     monkeypatch.setattr(pipeline, "resolve_device", lambda name: torch.device("cuda", 0))
     monkeypatch.setattr(pipeline, "preprocess", preprocess_without_a_gpu)
-    with caplog.at_level("WARNING"):
-        result = pipeline._preprocess(image, OFFICIAL, InferenceOptions())
+    warnings: list[str] = []
+    result = pipeline._preprocess(image, OFFICIAL, InferenceOptions(), warnings)
     assert devices == ["cuda", None]
     assert torch.equal(result.tensor, preprocess(image).tensor)
-    assert "preprocessing on the CPU" in caplog.text and "no kernel image" in caplog.text
+    assert (
+        len(warnings) == 1 and "preprocessed on the CPU" in warnings[0] and "no kernel image" in warnings[0]
+    )
 
     def not_a_ct(image, settings, device=None):
         raise InferenceError("no voxel is above -175 HU")
 
     monkeypatch.setattr(pipeline, "preprocess", not_a_ct)
     with pytest.raises(InferenceError):  # about the image: no second try on the CPU
-        pipeline._preprocess(image, OFFICIAL, InferenceOptions())
+        pipeline._preprocess(image, OFFICIAL, InferenceOptions(), [])

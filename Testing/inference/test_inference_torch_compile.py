@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
+import SimpleITK as sitk  # noqa: N813
 import torch
 
 from UniversalSegLib.cli.run_request import COMPILE_AUTO_MIN_INPUTS, compile_wanted
@@ -61,6 +64,29 @@ def test_a_failed_compilation_runs_the_encoder_uncompiled_and_says_so(inductor_c
     assert "long traceback" not in warnings[0]
     encoder(x)  # later windows go straight to the uncompiled encoder, without a second warning
     assert len(warnings) == 1
+
+
+def test_a_failed_compilation_reaches_the_result_warnings_once(inductor_cache, example_ct, monkeypatch):
+    """Through ``segment``: the fallback's line is in ``SegmentationResult.warnings`` (what the CLI and
+    Slicer show), once, and the masks are those of the uncompiled run."""
+    from UniversalSegLib.inference import segment
+    from UniversalSegLib.inference.engines import torch_engine
+
+    model = random_model("unet", num_classes=32)
+    ct = example_ct[50:70, 35:51, 10:14]  # one 32³ window at 1.5 mm
+    options = InferenceOptions(roi_size=32, postprocess=False)
+    expected = segment(ct, model, [1, 6], options)
+    monkeypatch.setattr(torch_engine, "compiles_on", lambda options, device: True)
+    monkeypatch.setattr(torch, "compile", failing_compile)
+    result = segment(ct, model, [1, 6], dataclasses.replace(options, compile=True))
+    assert [line for line in result.warnings if "torch.compile" in line] == [
+        "torch.compile could not compile the image encoder (RuntimeError: backend compiler failed); "
+        "running it uncompiled"
+    ]
+    for index in (1, 6):
+        assert np.array_equal(
+            sitk.GetArrayViewFromImage(result.masks[index]), sitk.GetArrayViewFromImage(expected.masks[index])
+        )
 
 
 def test_out_of_memory_is_not_taken_for_a_compiler_failure(inductor_cache):

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from UniversalSegLib.cli.batch_figures import SEGMENT_STAGES, CtFigures, speed_text
+from UniversalSegLib.cli.batch_figures import (
+    SEGMENT_STAGES,
+    STAGE_PREPROCESS,
+    STAGE_READ,
+    STAGE_SEGMENT,
+    STAGE_WRITE,
+    CtFigures,
+    speed_text,
+)
 from UniversalSegLib.cli.batch_inputs import (
     OUTPUT_FORMATS,
     BatchItem,
@@ -27,7 +35,7 @@ from UniversalSegLib.cli.batch_inputs import (
     is_batch_request,
     plan_outputs,
 )
-from UniversalSegLib.cli.batch_loading import STAGE_READ, CtLoader, CtLoadError, LoadedCt
+from UniversalSegLib.cli.batch_loading import CtLoader, CtLoadError, LoadedCt
 from UniversalSegLib.cli.distributed import RankInfo, barrier, gather_counts, process_group
 from UniversalSegLib.cli.exit_codes import CancelledRun, CliError, ExitCode, fail_with, is_cancellation
 from UniversalSegLib.cli.manifest import STATUS_FAILED, STATUS_OK, Manifest, ManifestEntry, options_digest
@@ -87,12 +95,13 @@ def run_batch(args: argparse.Namespace) -> int:
         args.output_format or DEFAULT_OUTPUT_FORMAT,
     )
     _check_folder(folder, items)
-    settings = _BatchSettings.from_args(args, world, len(world.shard(items)))
+    mine = world.shard(items)
+    settings = _BatchSettings.from_args(args, world, len(mine))
     printer = ProgressPrinter(args.progress or ("none" if world.rank else default_mode(None)))
     with process_group(world):
         try:
             with cancel_on_signals() as cancel:
-                counts = _RankRun(settings, world, items, folder, printer, cancel).run()
+                counts = _RankRun(settings, world, mine, folder, printer, cancel).run()
         except CancelledRun:
             logger.warning(
                 "Cancelled: the CT in progress left no output; finished CTs are kept and recorded in the "
@@ -220,7 +229,7 @@ class _RankRun:
     ) -> None:
         self.settings = settings
         self.world = world
-        self.items = world.shard(items)
+        self.items = items  # this rank's share
         self.printer = printer
         self.cancel = cancel
         self.manifest = Manifest(folder, world.rank)
@@ -307,7 +316,7 @@ class _RankRun:
                 f"output {item.output} exists but is not from a finished run of this input with these "
                 "options; pass --overwrite to replace it",
                 0.0,
-                "write",
+                STAGE_WRITE,
             )
             return False
         return True
@@ -354,17 +363,17 @@ class _RankRun:
             ct = loaded.value
             figures.add(ct.seconds)
             _warn_intensity(self.where, item, ct.warning)
-            stage = "segment"
+            stage = STAGE_SEGMENT
             result = segment(
                 ct.image, model, self.settings.classes, self.settings.options, reporter, self.cancel,
                 feature_cache=feature_cache, preprocessed=ct.preprocessed,
             )  # fmt: skip
             figures.add(result.timings, SEGMENT_STAGES)
             figures.windows = int(result.windows)
-            stage = "write"
+            stage = STAGE_WRITE
             written = time.perf_counter()
             _write(result.masks, item.output, self.settings.overwrite, self.cancel)
-            figures.add({"write": time.perf_counter() - written})
+            figures.add({STAGE_WRITE: time.perf_counter() - written})
         except CancelledRun:
             raise
         except Exception as exc:  # noqa: BLE001 - one CT's failure is reported; the batch goes on
@@ -454,10 +463,10 @@ def _describe(stage: str, item: BatchItem, exc: Exception) -> str:
     if isinstance(exc, CliError):
         return f"{item.input}: {reason}"
     what = {
-        "read": "cannot read input",
-        "preprocess": "cannot preprocess",
-        "segment": "cannot segment",
-        "write": f"cannot write {item.output} for",
+        STAGE_READ: "cannot read input",
+        STAGE_PREPROCESS: "cannot preprocess",
+        STAGE_SEGMENT: "cannot segment",
+        STAGE_WRITE: f"cannot write {item.output} for",
     }
     return f"{what[stage]} {item.input}: {reason}"
 

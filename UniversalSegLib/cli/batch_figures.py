@@ -14,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-#: The stages of one CT, in the order they run.
-STAGES = ("read", "preprocess", "inference", "network", "postprocess", "resample", "write")
+#: Where a CT of a batch can fail (a manifest entry's ``stage``, the failure's wording).
+STAGE_READ, STAGE_PREPROCESS, STAGE_SEGMENT, STAGE_WRITE = "read", "preprocess", "segment", "write"
 #: What ``segment``'s timings add to the figures (its ``preprocess`` is only the check of a prepared CT).
-SEGMENT_STAGES = ("preprocess", "inference", "network", "postprocess", "resample")
+SEGMENT_STAGES = (STAGE_PREPROCESS, "inference", "network", "postprocess", "resample")
+#: The timed stages of one CT, in the order they run.
+STAGES = (STAGE_READ, *SEGMENT_STAGES, STAGE_WRITE)
 
 
 def per_second(count: float, seconds: float) -> float:

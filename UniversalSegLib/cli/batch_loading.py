@@ -17,10 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from UniversalSegLib.cli.batch_figures import STAGE_PREPROCESS, STAGE_READ
 from UniversalSegLib.cli.batch_inputs import BatchItem
-
-STAGE_READ = "read"
-STAGE_PREPROCESS = "preprocess"
 
 
 @dataclass

@@ -230,10 +230,11 @@ def stored_features_for(
 
 
 def _preprocess(
-    image: sitk.Image, settings: PreprocessingSettings, options: InferenceOptions
+    image: sitk.Image, settings: PreprocessingSettings, options: InferenceOptions, warnings: list[str]
 ) -> PreprocessedImage:
     """The CT preprocessed on the run's GPU when it has one (milliseconds instead of seconds of
-    resampling), else on the CPU; a GPU that cannot (out of memory, anything else) leaves it to the CPU."""
+    resampling), else on the CPU; a GPU that cannot (out of memory, anything else) leaves it to the CPU
+    and says so in ``warnings``."""
     device = resolve_device(options.device)
     if device.type != "cuda":
         return preprocess(image, settings)
@@ -242,7 +243,10 @@ def _preprocess(
     except InferenceError:
         raise  # about the image itself: the CPU would say the same
     except Exception as error:  # noqa: BLE001 - any GPU failure: the CPU path is the reference
-        logger.warning("Preprocessing on %s failed (%s); preprocessing on the CPU", device, error)
+        reason = (str(error).strip().splitlines() or ["no message"])[0][:200]
+        warnings.append(
+            f"preprocessing on {device} failed ({type(error).__name__}: {reason}); preprocessed on the CPU"
+        )
         return preprocess(image, settings)
 
 
@@ -281,7 +285,9 @@ def _predict_masks(
             if predictor is None:
                 if prepare is not None:
                     volume = prepare()  # the features were expected from the cache but are not there
-                predictor = engine.predictor(model, options, attempt.device, precision, reporter, cancel)
+                predictor = engine.predictor(
+                    model, options, attempt.device, precision, reporter, cancel, warnings
+                )
                 if source is not None:
                     predictor = source.recording(predictor)
             stats["reused"] = source is not None and source.reused
@@ -404,7 +410,11 @@ def segment(
         features = FeatureSession.open(feature_cache, model, image, choice.settings, options)
         stored = _first_attempt_features(features, model, options) if features is not None else None
         prepare = functools.cache(
-            lambda: preprocessed if preprocessed is not None else _preprocess(image, choice.settings, options)
+            lambda: (
+                preprocessed
+                if preprocessed is not None
+                else _preprocess(image, choice.settings, options, warnings)
+            )
         )
         if stored is not None:  # a re-query: the stored geometry replaces preprocessing
             prepared = features.placeholder(stored, choice.settings)
@@ -460,6 +470,7 @@ def segment(
         timings["resample"] = time.perf_counter() - stage_start
     timings["total"] = time.perf_counter() - start
     logger.debug("segmentation timings (s): %s", {k: round(v, 3) for k, v in timings.items()})
+    warnings = list(dict.fromkeys(warnings))  # a fallback met again by a later attempt is said once
     for message in warnings:
         logger.warning(message)
     return SegmentationResult(

@@ -40,9 +40,12 @@ class Engine(Protocol):
         precision: str,
         reporter: ProgressReporter,
         cancel: threading.Event | None,
+        warnings: list[str] | None = None,
     ) -> Predictor:
         """The sliding window's predictor for ``model`` at ``precision`` on ``device``; preparing it (an
-        OpenVINO conversion, say) reports on ``reporter`` and stops as soon as ``cancel`` is set."""
+        OpenVINO conversion, say) reports on ``reporter`` and stops as soon as ``cancel`` is set. What the
+        user should know about the run (a compiled encoder falling back, say) goes to ``warnings``, also
+        while the predictor runs."""
         ...
 
     def class_logits(self, model: Any, device: torch.device) -> ClassLogits:

@@ -54,6 +54,7 @@ class OpenVINOEngine:
         precision: str,
         reporter: ProgressReporter,
         cancel: threading.Event | None,
+        warnings: list[str] | None = None,
     ) -> OpenVINOPredictor:
         """The compiled encoder (a first conversion stops as soon as ``cancel`` is set) behind a predictor."""
         reporter("compile", 0, 1)

@@ -67,7 +67,8 @@ class CompiledImageFeatures:
 
     Args:
         model: a model with ``image_features(x) -> (image [B, 256], head features [B, 8, D, H, W])``.
-        warnings: receives one line when the compiled encoder cannot be used.
+        warnings: receives one line when the compiled encoder cannot be used (the caller reports it); without
+            a list, that line is logged.
         compile_function: ``torch.compile`` (tests replace it).
     """
 
@@ -80,6 +81,7 @@ class CompiledImageFeatures:
         import torch
 
         self.model = model
+        self._reported = warnings is not None
         self.warnings = warnings if warnings is not None else []
         self.cache_folder = use_compile_cache()
         compile_function = compile_function or torch.compile
@@ -104,7 +106,8 @@ class CompiledImageFeatures:
                     f"torch.compile could not compile the image encoder ({type(error).__name__}: "
                     f"{_first_line(error)}); running it uncompiled"
                 )
-                logger.warning(message)
+                if not self._reported:
+                    logger.warning(message)
                 self.warnings.append(message)
                 self._compiled = None
         return self.model.image_features(x)

@@ -64,11 +64,14 @@ class TorchEngine:
         precision: str,
         reporter: ProgressReporter,
         cancel: threading.Event | None,
+        warnings: list[str] | None = None,
     ) -> Predictor:
         if not splits_features(model):
             return model
         if compiles_on(options, device):
-            return TorchSplitPredictor(model, self.class_logits(model, device), CompiledImageFeatures(model))
+            return TorchSplitPredictor(
+                model, self.class_logits(model, device), CompiledImageFeatures(model, warnings)
+            )
         if device.type == "cpu":
             return TorchSplitPredictor(model, self.class_logits(model, device))
         return model
