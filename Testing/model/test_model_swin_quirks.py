@@ -72,8 +72,11 @@ def test_stage4_six_cubed_window_slices_the_7_cubed_index():
     assert len(list(itertools.islice(attention.parameters(), 1))) == 1
 
 
-def test_chunked_window_attention_equals_all_windows_at_once():
-    """Inference computes a few attention windows at a time (less memory); the numbers do not change."""
+@pytest.mark.parametrize("shifted", [False, True])
+def test_chunked_window_attention_equals_all_windows_at_once(shifted):
+    """Inference computes a few attention windows at a time (less memory); the numbers do not change, for
+    plain windows and for shifted ones (one mask per window, shared by the items), with a last chunk that
+    is shorter than the others."""
     from UniversalSegLib.model.swin_backbone import ChunkedWindowAttention
 
     torch.manual_seed(0)
@@ -81,16 +84,23 @@ def test_chunked_window_attention_equals_all_windows_at_once():
     attentions = [m for m in model.modules() if isinstance(m, WindowAttention)]
     assert attentions and all(type(m) is ChunkedWindowAttention for m in attentions)
     assert not any("inner" in key for key in model.state_dict())  # parameter names untouched
-    x = torch.rand(2, 1, 64, 64, 64)
+    attention = attentions[0]
+    windows, tokens, channels = 27, 343, attention.qkv.in_features
+    x = torch.randn(2 * windows, tokens, channels)
+    mask = None
+    if shifted:  # as MONAI builds it: 0 within a region, -100 across regions
+        regions = torch.randint(0, 3, (windows, tokens))
+        mask = torch.where(regions[:, :, None] == regions[:, None, :], 0.0, -100.0)
     default = ChunkedWindowAttention.windows_per_pass
     try:
         with torch.no_grad():
             ChunkedWindowAttention.windows_per_pass = 10_000  # all windows at once
-            reference = model(x, channels=[0, 7])
-            ChunkedWindowAttention.windows_per_pass = 5  # 64³: 125 windows in stage 1, shifted masks too
-            chunked = model(x, channels=[0, 7])
+            reference = attention(x, mask)
+            ChunkedWindowAttention.windows_per_pass = 5  # 27 windows: chunks of 5 and a last one of 2
+            chunked = attention(x, mask)
     finally:
         ChunkedWindowAttention.windows_per_pass = default
+    torch.testing.assert_close(reference, WindowAttention.forward(attention, x, mask), atol=1e-6, rtol=1e-6)
     torch.testing.assert_close(chunked, reference, atol=1e-5, rtol=1e-5)
 
 
@@ -99,7 +109,7 @@ def test_inference_frees_full_resolution_tensors_without_changing_numbers():
     to MONAI's own ``decoder1(dec, encoder1(x))`` (the training path) and gradients still flow."""
     torch.manual_seed(0)
     model = UniversalModel("swinunetr").eval()
-    x = torch.rand(1, 1, 64, 64, 64)
+    x = torch.rand(1, 1, 64, 32, 32)  # about the smallest input Swin UNETR takes; the block is as at 96³
     with torch.no_grad():
         lean = model(x, channels=[0, 5])
     backbone = model.backbone

@@ -15,6 +15,12 @@ class SegmentationCancelled(RuntimeError):  # noqa: N818 - public name fixed by 
     """The run was cancelled through its ``threading.Event``."""
 
 
+def error_summary(error: BaseException, limit: int = 200) -> str:
+    """``Type: first line of the message`` (cut to ``limit`` characters): an error in a one-line warning."""
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0][:limit] if text else 'no message'}"
+
+
 def optional_package_installed(module: str) -> bool:
     """Whether the optional package ``module`` is installed, without importing it (nor torch or MONAI)."""
     return importlib.util.find_spec(module) is not None

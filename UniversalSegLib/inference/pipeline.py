@@ -26,7 +26,7 @@ from .device import (
 )
 from .engines.base import Engine
 from .engines.selection import choose_engine
-from .errors import InferenceError, SegmentationCancelled
+from .errors import InferenceError, SegmentationCancelled, error_summary
 from .feature_cache import FeatureCache, StoredFeatures
 from .feature_session import FeatureSession
 from .geometry import check_ct_image
@@ -243,10 +243,7 @@ def _preprocess(
     except InferenceError:
         raise  # about the image itself: the CPU would say the same
     except Exception as error:  # noqa: BLE001 - any GPU failure: the CPU path is the reference
-        reason = (str(error).strip().splitlines() or ["no message"])[0][:200]
-        warnings.append(
-            f"preprocessing on {device} failed ({type(error).__name__}: {reason}); preprocessed on the CPU"
-        )
+        warnings.append(f"preprocessing on {device} failed ({error_summary(error)}); preprocessed on the CPU")
         return preprocess(image, settings)
 
 

@@ -4,8 +4,8 @@ The encoder (backbone, global pooling, pre-head convolution) is what the windows
 class heads stay uncompiled (they depend on the classes asked for). Inductor's compiled graphs and kernels
 go to ``<home>/torch_compile`` (``TORCHINDUCTOR_CACHE_DIR``, unless the user set it), where a later process
 finds them: it traces the model again (seconds) but compiles nothing. A compilation that fails (no
-compiler, an unsupported GPU, a PyTorch bug) is logged once and the run continues with the uncompiled
-encoder, whose results are the same up to float rounding.
+compiler, an unsupported GPU, a PyTorch bug) is reported once in the run's warnings and the run continues
+with the uncompiled encoder, whose results are the same up to float rounding.
 
 Compiling pays only over many windows: the first compilation of Swin UNETR takes minutes on a fresh
 machine. The batch command line turns it on for long batches on CUDA (``--compile auto``); a single run
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ...cache_paths import compile_folder
-from ..errors import SegmentationCancelled
+from ..errors import SegmentationCancelled, error_summary
 
 if TYPE_CHECKING:
     import torch
@@ -103,16 +103,11 @@ class CompiledImageFeatures:
                 raise  # the device fallback and cancellation handle these
             except Exception as error:  # noqa: BLE001 - any compiler failure: run uncompiled
                 message = (
-                    f"torch.compile could not compile the image encoder ({type(error).__name__}: "
-                    f"{_first_line(error)}); running it uncompiled"
+                    f"torch.compile could not compile the image encoder ({error_summary(error)}); "
+                    "running it uncompiled"
                 )
                 if not self._reported:
                     logger.warning(message)
                 self.warnings.append(message)
                 self._compiled = None
         return self.model.image_features(x)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:200] if text else "no message"
