@@ -244,6 +244,31 @@ def test_concurrent_writers_leave_one_valid_entry(tmp_path) -> None:
     assert stored is not None and stored.window_features(0, 2)[1].sum() == 16
 
 
+def test_a_writer_finds_room_while_another_commits_its_entry(tmp_path, monkeypatch) -> None:
+    """What made the concurrent-writers test flaky (1 run in 25): the second writer's eviction listed the
+    first writer's partial folder (its description already written) and sized it just as it was renamed
+    into place; the FileNotFoundError made the second run keep no features. A partial folder is no entry,
+    and a folder that vanishes while it is sized counts 0."""
+    cache = FeatureCache(tmp_path, limit_bytes=LIMIT)
+    committed = _store(cache, "kept")
+    committing = tmp_path / f"{_key('other').digest}{PARTIAL_MARK}123-abcd"
+    shutil.copytree(committed, committing)  # a partial folder whose description is written
+    assert cache.entries() == [committed]
+
+    real_rglob = Path.rglob
+
+    def vanishing_rglob(self, pattern):
+        if self == committed:
+            shutil.rmtree(committed)  # renamed or evicted by the other process right now
+        return real_rglob(self, pattern)
+
+    monkeypatch.setattr(Path, "rglob", vanishing_rglob)
+    recorder = cache.start_recording(_key("second"), 2, (1, 2, 2, 2), torch.float32)
+    assert recorder is not None
+    recorder.add(torch.zeros(2, 4), torch.ones(2, 1, 2, 2, 2))
+    assert recorder.commit() is not None
+
+
 def test_full_disk_keeps_the_run_and_leaves_no_partial_entry(model, tmp_path, monkeypatch, caplog) -> None:
     cache = FeatureCache(tmp_path, limit_bytes=LIMIT)
     written = []

@@ -359,7 +359,11 @@ class FeatureCache:
         """Complete entries, least recently used first."""
         if not self.folder.is_dir():
             return []
-        found = [path for path in self.folder.iterdir() if (path / ENTRY_FILE).is_file()]
+        found = [
+            path
+            for path in self.folder.iterdir()
+            if PARTIAL_MARK not in path.name and (path / ENTRY_FILE).is_file()  # not one being committed
+        ]
         return sorted(found, key=_last_used)
 
     def size(self) -> int:
@@ -507,9 +511,11 @@ def _last_used(path: Path) -> float:
 
 
 def _folder_size(path: Path) -> int:
+    """Bytes of the files under ``path``; what another process moves or removes meanwhile counts 0."""
     total = 0
-    for item in path.rglob("*"):
-        with contextlib.suppress(OSError):
-            if item.is_file():
-                total += item.stat().st_size
+    with contextlib.suppress(OSError):  # the folder itself vanished (an entry committed or evicted)
+        for item in path.rglob("*"):
+            with contextlib.suppress(OSError):
+                if item.is_file():
+                    total += item.stat().st_size
     return total
