@@ -72,6 +72,17 @@ def test_stage4_six_cubed_window_slices_the_7_cubed_index():
     assert len(list(itertools.islice(attention.parameters(), 1))) == 1
 
 
+def _two_items_of_27_windows(attention, shifted: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Tokens of 2 items × 27 windows of 7³ for ``attention``, and (shifted) one mask per window as MONAI
+    builds it: 0 within a region, -100 across regions."""
+    windows, tokens = 27, 343
+    x = torch.randn(2 * windows, tokens, attention.qkv.in_features)
+    if not shifted:
+        return x, None
+    regions = torch.randint(0, 3, (windows, tokens))
+    return x, torch.where(regions[:, :, None] == regions[:, None, :], 0.0, -100.0)
+
+
 @pytest.mark.parametrize("shifted", [False, True])
 def test_chunked_window_attention_equals_all_windows_at_once(shifted):
     """Inference computes a few attention windows at a time (less memory); the numbers do not change, for
@@ -85,12 +96,7 @@ def test_chunked_window_attention_equals_all_windows_at_once(shifted):
     assert attentions and all(type(m) is ChunkedWindowAttention for m in attentions)
     assert not any("inner" in key for key in model.state_dict())  # parameter names untouched
     attention = attentions[0]
-    windows, tokens, channels = 27, 343, attention.qkv.in_features
-    x = torch.randn(2 * windows, tokens, channels)
-    mask = None
-    if shifted:  # as MONAI builds it: 0 within a region, -100 across regions
-        regions = torch.randint(0, 3, (windows, tokens))
-        mask = torch.where(regions[:, :, None] == regions[:, None, :], 0.0, -100.0)
+    x, mask = _two_items_of_27_windows(attention, shifted)
     default = ChunkedWindowAttention.windows_per_pass
     try:
         with torch.no_grad():
@@ -138,12 +144,7 @@ def test_fused_window_attention_of_cuda_equals_monai_attention(shifted):
     torch.manual_seed(0)
     model = UniversalModel("swinunetr").eval()
     attention = next(m for m in model.modules() if isinstance(m, ChunkedWindowAttention))
-    windows, tokens, channels = 27, 343, attention.qkv.in_features
-    x = torch.randn(2 * windows, tokens, channels)
-    mask = None
-    if shifted:  # as MONAI builds it: 0 within a region, -100 across regions
-        regions = torch.randint(0, 3, (windows, tokens))
-        mask = torch.where(regions[:, :, None] == regions[:, None, :], 0.0, -100.0)
+    x, mask = _two_items_of_27_windows(attention, shifted)
     with torch.no_grad():
         reference = WindowAttention.forward(attention, x, mask)
         fused = attention.fused_forward(x, mask)
