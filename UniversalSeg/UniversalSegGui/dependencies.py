@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from UniversalSegGui.cpu_speed_packages import download_megabytes, install_question, packages_for_speed
+from UniversalSegGui.installed_requirements import requirement_satisfied
 from UniversalSegGui.slicer_environment import SlicerEnvironment
 from UniversalSegGui.torch_compatibility import (
     MINIMUM_TORCH_VERSION,
@@ -96,22 +97,6 @@ def read_requirements(path: str | Path) -> list[str]:
         if line:
             lines.append(line)
     return lines
-
-
-def requirement_satisfied(requirement: str) -> bool:
-    """Whether an installed distribution satisfies ``requirement`` (PEP 508 string)."""
-    from importlib import metadata
-
-    from packaging.requirements import Requirement
-
-    parsed = Requirement(requirement)
-    if parsed.marker is not None and not parsed.marker.evaluate():
-        return True
-    try:
-        version = metadata.version(parsed.name)
-    except metadata.PackageNotFoundError:
-        return False
-    return parsed.specifier.contains(version, prereleases=True)
 
 
 def ensure_torch(environment: Any, translate: Callable[[str], str] = str) -> bool:

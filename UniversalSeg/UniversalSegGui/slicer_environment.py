@@ -77,6 +77,6 @@ class SlicerEnvironment:
         return bool(slicer.util.confirmOkCancelDisplay(text, windowTitle="UniversalSeg"))
 
     def is_satisfied(self, requirement: str) -> bool:
-        from UniversalSegGui.dependencies import requirement_satisfied
+        from UniversalSegGui.installed_requirements import requirement_satisfied
 
         return requirement_satisfied(requirement)
