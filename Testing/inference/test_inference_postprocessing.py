@@ -119,6 +119,21 @@ def test_tumor_region_equals_full_volume_scipy() -> None:
     np.testing.assert_array_equal(tumor_region(small), expected)
 
 
+@pytest.mark.parametrize("radius", [1, 2, 3])
+def test_cube_filter_equals_scipy_with_border_value_0(radius) -> None:
+    """Dilation and erosion by a cube as 1-D passes: scipy's with a cubic structure, at the array edges too
+    (voxels outside the array count as false)."""
+    from UniversalSegLib.inference.morphology import cube_filter
+
+    rng = np.random.default_rng(radius)
+    mask = ndimage.binary_closing(rng.random((14, 11, 9)) > 0.3)
+    mask[0], mask[:, -1] = True, True  # full planes on two edges
+    cube = np.ones((2 * radius + 1,) * 3, dtype=bool)
+    for dilate, scipy_filter in ((True, ndimage.binary_dilation), (False, ndimage.binary_erosion)):
+        expected = scipy_filter(mask, structure=cube, border_value=0)
+        np.testing.assert_array_equal(cube_filter(mask, radius, dilate), expected)
+
+
 def test_required_classes() -> None:
     assert required_classes([27]) == {6}
     assert required_classes([26, 2]) == {3}

@@ -21,6 +21,8 @@ from typing import NamedTuple
 import cc3d
 import numpy as np
 
+from ..io.grid import bounding_box, occupied_planes, span
+
 #: Pieces smaller than this are not searched for empty planes (labelling them costs less).
 MIN_SPLIT_VOXELS = 32**3
 #: At most this many pieces per mask (each costs a cc3d call).
@@ -40,41 +42,10 @@ class Crop(NamedTuple):
 # --- boxes ---------------------------------------------------------------------------------------------
 
 
-def _profiles(mask: np.ndarray) -> list[np.ndarray]:
-    """For each axis, which planes across it hold a voxel.
-
-    Axis 0 comes from a reduction over the other axes, the others from the projection along axis 0 of
-    the slab that holds voxels: both read contiguous memory.
-    """
-    if mask.ndim == 1:
-        return [mask]
-    first = mask.any(axis=tuple(range(1, mask.ndim)))
-    span = _span(first)
-    rest = mask[span].any(axis=0) if span is not None else np.zeros(mask.shape[1:], dtype=bool)
-    return [first, *_profiles(rest)]
-
-
 def _runs(profile: np.ndarray) -> list[slice]:
     """The runs of consecutive true values of a 1-D boolean array."""
     edges = np.flatnonzero(np.diff(profile, prepend=False, append=False))
     return [slice(int(start), int(stop)) for start, stop in zip(edges[::2], edges[1::2], strict=True)]
-
-
-def _span(profile: np.ndarray) -> slice | None:
-    """The slice from the first to the last true value of a 1-D boolean array, ``None`` when none."""
-    hits = np.flatnonzero(profile)
-    return slice(int(hits[0]), int(hits[-1]) + 1) if hits.size else None
-
-
-def bounding_box(mask: np.ndarray, margin: int = 0) -> Box | None:
-    """Slices of the bounding box of ``mask`` grown by ``margin`` (clipped), ``None`` when empty."""
-    spans = [_span(profile) for profile in _profiles(mask)]
-    if any(span is None for span in spans):
-        return None
-    return tuple(
-        slice(max(s.start - margin, 0), min(s.stop + margin, n))  # type: ignore[union-attr]
-        for s, n in zip(spans, mask.shape, strict=True)
-    )
 
 
 def shifted(box: Box, local: Box) -> Box:
@@ -153,8 +124,8 @@ def copy_mask(mask: np.ndarray) -> np.ndarray:
 
 def _tighten(crop: Crop) -> tuple[Crop, list[np.ndarray]] | None:
     """``crop`` cut to the bounding box of its voxels and the profiles there, ``None`` when empty."""
-    profiles = _profiles(crop.mask)
-    spans = [_span(profile) for profile in profiles]
+    profiles = occupied_planes(crop.mask)
+    spans = [span(profile) for profile in profiles]
     if any(span is None for span in spans):
         return None
     tight = tuple(spans)  # type: ignore[arg-type]
@@ -257,6 +228,11 @@ def largest_crops(region: Crop | None, k: int, whole: Callable[[], np.ndarray] |
         return [entry.component(int(label) + 1) for label in order[:k]]
     candidates = [(entry, label) for entry in labelled for label in range(1, entry.sizes.size + 1)]
     return [candidates[i][0].component(candidates[i][1]) for i in order[:k]]
+
+
+def largest_of_union(first: np.ndarray, second: np.ndarray, k: int) -> list[Crop]:
+    """The ``k`` largest 26-connected components of ``first | second`` (ties: the official label order)."""
+    return largest_crops(union_crop(first, second), k, whole=lambda: union_as_official(first, second))
 
 
 def largest_components(mask: np.ndarray, k: int = 1) -> list[np.ndarray]:

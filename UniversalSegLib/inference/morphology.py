@@ -30,7 +30,8 @@ def cube_filter(mask: np.ndarray, radius: int, dilate: bool) -> np.ndarray:
             else:
                 result[before] &= source[after]
                 result[after] &= source[before]
-                result[along(slice(None, shift))] = False
-                result[along(slice(-shift, None))] = False
+        if not dilate and radius > 0:  # the border value 0 erodes the planes within radius of the edges
+            result[along(slice(None, radius))] = False
+            result[along(slice(-radius, None))] = False
         out = result
     return out

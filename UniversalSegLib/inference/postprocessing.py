@@ -23,17 +23,16 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 import numpy as np
 
 from ..catalog import postprocess_requirements
+from ..io.grid import bounding_box
 from .components import (
     Crop,
-    bounding_box,
     copy_mask,
     cropped,
     largest_crops,
+    largest_of_union,
     shifted,
     to_full,
     union,
-    union_as_official,
-    union_crop,
     whole_crop,
 )
 from .morphology import cube_filter
@@ -95,7 +94,7 @@ def _mean_first_index(component: Crop) -> float:
 
 
 def _split_lungs(right: np.ndarray, left: np.ndarray) -> tuple[Crop, Crop] | None:
-    components = largest_crops(union_crop(right, left), 2, whole=lambda: union_as_official(right, left))
+    components = largest_of_union(right, left, 2)
     if len(components) < 2:
         return None
     first, second = components
@@ -249,7 +248,7 @@ def _keep_largest_and_components(mask: np.ndarray) -> tuple[np.ndarray, list[Cro
 
 
 def _kidney_tumor(tumor: np.ndarray, right: np.ndarray, left: np.ndarray) -> np.ndarray:
-    kidneys = largest_crops(union_crop(right, left), 2, whole=lambda: union_as_official(right, left))
+    kidneys = largest_of_union(right, left, 2)
     return _restrict_tumor(tumor, kidneys)
 
 

@@ -46,19 +46,32 @@ def mask_array(mask: sitk.Image) -> np.ndarray:
     return sitk.GetArrayViewFromImage(mask) != 0
 
 
+def occupied_planes(mask: np.ndarray) -> list[np.ndarray]:
+    """For each axis, which planes across it hold a true voxel (1-D boolean arrays).
+
+    Axis 0 comes from a reduction over the other axes, the others from the projection along axis 0 of
+    the slab that holds voxels: both read contiguous memory, and nothing outside that slab is read twice.
+    """
+    if mask.ndim == 1:
+        return [mask]
+    first = mask.any(axis=tuple(range(1, mask.ndim)))
+    extent = span(first)
+    rest = mask[extent].any(axis=0) if extent is not None else np.zeros(mask.shape[1:], dtype=bool)
+    return [first, *occupied_planes(rest)]
+
+
+def span(profile: np.ndarray) -> slice | None:
+    """The slice from the first to the last true value of a 1-D boolean array, ``None`` when none."""
+    hits = np.flatnonzero(profile)
+    return slice(int(hits[0]), int(hits[-1]) + 1) if hits.size else None
+
+
 def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
     """Slices of the smallest box holding all True voxels of a boolean array, or None if empty."""
-    rows = mask.any(axis=-1)  # one pass over the volume; the rest works on smaller arrays
-    leading = [np.flatnonzero(rows.any(axis=other)) for other in _other_axes(rows.ndim)]
-    if any(len(indices) == 0 for indices in leading):
+    spans = [span(profile) for profile in occupied_planes(mask)]
+    if any(extent is None for extent in spans):
         return None
-    box = tuple(slice(int(indices[0]), int(indices[-1]) + 1) for indices in leading)
-    last = np.flatnonzero(mask[box].any(axis=tuple(range(mask.ndim - 1))))
-    return (*box, slice(int(last[0]), int(last[-1]) + 1))
-
-
-def _other_axes(ndim: int) -> list[tuple[int, ...]]:
-    return [tuple(axis for axis in range(ndim) if axis != kept) for kept in range(ndim)]
+    return tuple(spans)  # type: ignore[arg-type]
 
 
 def ijk_to_lps(image: sitk.Image) -> np.ndarray:
