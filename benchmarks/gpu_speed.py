@@ -61,7 +61,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # UniversalSegLib without an install (device machines)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speed_modes import vmhwm_mib  # noqa: E402 (after the path set-up)
+from speed_modes import centre_window_calibration, vmhwm_mib  # noqa: E402 (after the path set-up)
 from synthetic_ct import write_synthetic_ct  # noqa: E402
 
 ALL_CLASSES = tuple(range(1, 33))
@@ -78,7 +78,6 @@ COMPILED = "balanced_compiled"
 POSITIVE_SHARE = 0.02
 #: --tiny: 30%, as speed_modes.py: 2% of a 16³ window is a few voxels, whose Dice says little.
 TINY_POSITIVE_SHARE = 0.3
-LOGIT_SPREAD = 4.0
 SEED = 0
 ROW_MARK = "GPU_SPEED_ROW "
 STAGES = ("read", "preprocess", "inference", "network", "postprocess", "resample", "write", "total")
@@ -164,27 +163,6 @@ def _calibrated_class():
             return logits * scale.to(logits.dtype) + shift.to(logits.dtype)
 
     return CalibratedModel
-
-
-def calibrate(model, volume, size: int, share: float = POSITIVE_SHARE) -> dict[str, list[float]]:
-    """Per-class scale/shift so that ``share`` of the centre window is > 0.5 and the logits span ±4 (fp32,
-    on the CPU).
-
-    ``volume``: the preprocessed CT ``[X, Y, Z]``; ``size``: the side of its centre window (zero-padded
-    where the CT is smaller).
-    """
-    import torch
-
-    window = torch.zeros(size, size, size)
-    starts = [max(0, (n - size) // 2) for n in volume.shape]
-    piece = volume[tuple(slice(s, s + size) for s in starts)]
-    window[tuple(slice(0, n) for n in piece.shape)] = piece
-    with torch.inference_mode():
-        logits = model.cpu().float()(window[None, None])[0].flatten(1)
-    high = torch.quantile(logits, 1 - share, dim=1)
-    low = torch.quantile(logits, 0.05, dim=1)
-    scale = LOGIT_SPREAD / (high - low).clamp(min=1e-6)
-    return {"scale": scale.tolist(), "shift": (-high * scale).tolist()}
 
 
 def load_calibrated(checkpoint: Path, backbone: str, calibration: dict[str, list[float]]):
@@ -718,7 +696,9 @@ def run_backbone(
         write_random_checkpoint(checkpoint, backbone, layout="official", seed=SEED)
     started = time.perf_counter()
     window = min(64, setup.roi_size)
-    calibration = calibrate(load_model(checkpoint, backbone=backbone), cts[0]["volume"], window, setup.share)
+    calibration = centre_window_calibration(
+        load_model(checkpoint, backbone=backbone), cts[0]["volume"], window, setup.share
+    )
     model = load_calibrated(checkpoint, backbone, calibration).to(setup.device)
     synchronize(setup)
     results["notes"].append(

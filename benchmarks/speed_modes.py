@@ -114,27 +114,37 @@ def CalibratedModel(model, scale, shift):  # noqa: N802 - a class built lazily (
     return _calibrated_class()(model, scale, shift)
 
 
-def calibrate(ct: Path, backbone: str, out: Path) -> None:
-    """Per-class scale/shift so ~30% of the centre window is > 0.5 and the logits span ±4 (fp32, CPU)."""
+def centre_window_calibration(
+    model, volume, size: int, share: float = POSITIVE_SHARE
+) -> dict[str, list[float]]:
+    """Per-class scale/shift so that ``share`` of the centre window is > 0.5 and the logits span
+    ±``LOGIT_SPREAD`` (fp32, on the CPU).
+
+    ``volume``: the preprocessed CT ``[X, Y, Z]``; ``size``: the side of its centre window (zero-padded
+    where the CT is smaller).
+    """
     import torch
 
-    from UniversalSegLib.inference.preprocessing import preprocess
-    from UniversalSegLib.io import read_image
-
-    volume = preprocess(read_image(ct)).tensor[0]
-    size = 64
     window = torch.zeros(size, size, size)
     starts = [max(0, (n - size) // 2) for n in volume.shape]
     piece = volume[tuple(slice(s, s + size) for s in starts)]
     window[tuple(slice(0, n) for n in piece.shape)] = piece
-    model = build_model(backbone, None, None)
     with torch.inference_mode():
-        logits = model(window[None, None])[0].flatten(1)
-    high = torch.quantile(logits, 1 - POSITIVE_SHARE, dim=1)
+        logits = model.cpu().float()(window[None, None])[0].flatten(1)
+    high = torch.quantile(logits, 1 - share, dim=1)
     low = torch.quantile(logits, 0.05, dim=1)
     scale = LOGIT_SPREAD / (high - low).clamp(min=1e-6)
-    shift = -high * scale
-    out.write_text(json.dumps({"scale": scale.tolist(), "shift": shift.tolist()}))
+    return {"scale": scale.tolist(), "shift": (-high * scale).tolist()}
+
+
+def calibrate(ct: Path, backbone: str, out: Path) -> None:
+    """Per-class scale/shift so ~30% of the centre 64³ window is > 0.5 and the logits span ±4 (fp32, CPU)."""
+    from UniversalSegLib.inference.preprocessing import preprocess
+    from UniversalSegLib.io import read_image
+
+    volume = preprocess(read_image(ct)).tensor[0]
+    calibration = centre_window_calibration(build_model(backbone, None, None), volume, 64)
+    out.write_text(json.dumps(calibration))
 
 
 # ----------------------------------------------------------------------------------------------- child
