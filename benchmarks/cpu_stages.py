@@ -31,7 +31,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -71,20 +70,13 @@ class BandStandIn:
 
 def run_stages(ct: Path, output: Path, threads: int) -> dict[str, float]:
     """Seconds per stage of one ``read_image`` → ``segment`` → ``write_segmentation_nrrd`` run."""
-    from UniversalSegLib.inference import InferenceOptions, segment
-    from UniversalSegLib.io import read_image, write_segmentation_nrrd
+    from end_to_end import file_to_segmentation
+
+    from UniversalSegLib.inference import InferenceOptions
 
     options = InferenceOptions(device="cpu", threads=threads)  # the official settings: 96³, overlap 0.5
-    start = time.perf_counter()
-    image = read_image(ct)
-    read = time.perf_counter() - start
-    result = segment(image, BandStandIn(), list(range(1, 33)), options)
-    written = time.perf_counter()
-    write_segmentation_nrrd(result.masks, output, overwrite=True)
-    seconds = {"read": read, **{stage: float(result.timings.get(stage, 0.0)) for stage in STAGES[1:5]}}
-    seconds["write"] = time.perf_counter() - written
-    seconds["windows"] = float(getattr(result, "windows", 0) or 0)
-    return seconds
+    seconds, result = file_to_segmentation(ct, BandStandIn(), range(1, 33), options, output)
+    return {**{stage: seconds[stage] for stage in STAGES}, "windows": float(result.windows)}
 
 
 def child(args: argparse.Namespace) -> None:

@@ -61,7 +61,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # UniversalSegLib without an install (device machines)
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from speed_modes import centre_window_calibration, vmhwm_mib  # noqa: E402 (after the path set-up)
+from end_to_end import STAGES, file_to_segmentation  # noqa: E402 (after the path set-up)
+from speed_modes import centre_window_calibration, vmhwm_mib  # noqa: E402
 from synthetic_ct import write_synthetic_ct  # noqa: E402
 
 ALL_CLASSES = tuple(range(1, 33))
@@ -80,7 +81,6 @@ POSITIVE_SHARE = 0.02
 TINY_POSITIVE_SHARE = 0.3
 SEED = 0
 ROW_MARK = "GPU_SPEED_ROW "
-STAGES = ("read", "preprocess", "inference", "network", "postprocess", "resample", "write", "total")
 
 
 # ----------------------------------------------------------------------------------------------- setup
@@ -302,19 +302,7 @@ def run_official(setup: Setup, model, ct: Path, classes: Sequence[int], output: 
 
 def run_library(setup: Setup, model, ct: Path, classes: Sequence[int], options, output: Path) -> dict:
     """``read_image`` → ``segment`` → ``write_segmentation_nrrd``, timed per stage."""
-    from UniversalSegLib.inference import segment
-    from UniversalSegLib.io import read_image, write_segmentation_nrrd
-
-    synchronize(setup)
-    start = time.perf_counter()
-    image = read_image(ct)
-    read = time.perf_counter() - start
-    result = segment(image, model, list(classes), options)
-    written = time.perf_counter()
-    write_segmentation_nrrd(result.masks, output, overwrite=True)
-    seconds = {"read": read, **{stage: result.timings.get(stage, 0.0) for stage in STAGES[1:6]}}
-    seconds["write"] = time.perf_counter() - written
-    seconds["total"] = time.perf_counter() - start
+    seconds, result = file_to_segmentation(ct, model, classes, options, output, lambda: synchronize(setup))
     extra = {k: v for k, v in result.timings.items() if k not in STAGES}  # e.g. a compile stage
     return {
         "seconds": seconds,
